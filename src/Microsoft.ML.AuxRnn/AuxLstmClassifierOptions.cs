@@ -1,0 +1,216 @@
+namespace Microsoft.ML.AuxRnn;
+
+/// <summary>Which unsupervised auxiliary loss trains the main LSTM besides the labels.</summary>
+public enum AuxiliaryLoss
+{
+    /// <summary>No auxiliary loss: the plain LSTM baseline.</summary>
+    None,
+
+    /// <summary>r-LSTM: a decoder reconstructs a segment of the input before each anchor.</summary>
+    Reconstruct,
+
+    /// <summary>p-LSTM: a decoder stacked on the main LSTM predicts the segment after each anchor.</summary>
+    Predict,
+}
+
+/// <summary>Where the network trains and scores.</summary>
+public enum ComputeDevice
+{
+    /// <summary>CUDA when TorchSharp's CUDA backend is present and a GPU is visible, otherwise the CPU.</summary>
+    Auto,
+
+    /// <summary>The CPU.</summary>
+    Cpu,
+
+    /// <summary>A CUDA GPU (needs the TorchSharp-cuda-linux backend); fails when none is available.</summary>
+    Cuda,
+}
+
+/// <summary>The optimizer used in both training phases.</summary>
+public enum AuxOptimizer
+{
+    /// <summary>RMSProp, as in the paper.</summary>
+    RmsProp,
+
+    /// <summary>Adam.</summary>
+    Adam,
+}
+
+/// <summary>
+/// Options of <c>AuxLstmClassifierEstimator</c>: an LSTM classifier for long sequences trained with the
+/// auxiliary losses of Trinh, Dai, Luong and Le (ICML 2018). Every default is the paper's where it gives one.
+/// </summary>
+public sealed class AuxLstmClassifierOptions
+{
+    /// <summary>Label column: a key (from <c>MapValueToKey</c>). Default "Label".</summary>
+    public string LabelColumnName { get; set; } = Microsoft.ML.Data.DefaultColumnNames.Label;
+
+    /// <summary>
+    /// Sequence column: a vector of <see cref="float"/> (known or variable size; cut into steps of
+    /// <see cref="StepSize"/> values) or a vector of keys (tokens). Default "Features".
+    /// </summary>
+    public string SequenceColumnName { get; set; } = Microsoft.ML.Data.DefaultColumnNames.Features;
+
+    /// <summary>Output column with the predicted label, of the label's key type. Default "PredictedLabel".</summary>
+    public string PredictedLabelColumnName { get; set; } = Microsoft.ML.Data.DefaultColumnNames.PredictedLabel;
+
+    /// <summary>Output column with the class probabilities (summing to 1). Default "Score".</summary>
+    public string ScoreColumnName { get; set; } = Microsoft.ML.Data.DefaultColumnNames.Score;
+
+    /// <summary>Values per time step of a float sequence: 1 (default) for grey pixels, 3 for interleaved RGB.</summary>
+    public int StepSize { get; set; } = 1;
+
+    /// <summary>
+    /// 0 (default): float values are continuous and projected linearly to <see cref="EmbeddingSize"/>.
+    /// N &gt; 0: float values are integer levels 0..N−1 embedded as tokens (256 for pixel intensities, as in the
+    /// paper); needs <see cref="StepSize"/> = 1. Ignored for key-typed sequences, whose key count is the vocabulary.
+    /// </summary>
+    public int InputLevels { get; set; }
+
+    /// <summary>Cells of the main LSTM (and of the auxiliary decoder). Default 128.</summary>
+    public int HiddenSize { get; set; } = 128;
+
+    /// <summary>Size of the token embedding or of the linear input projection. Default 128.</summary>
+    public int EmbeddingSize { get; set; } = 128;
+
+    /// <summary>Hidden units of each of the classifier's two feed-forward layers (and the decoder's output head). Default 256.</summary>
+    public int ClassifierHiddenSize { get; set; } = 256;
+
+    /// <summary>DropConnect probability on the classifier's second layer. Default 0.5.</summary>
+    public double DropConnect { get; set; } = 0.5;
+
+    /// <summary>The auxiliary loss. Default <see cref="AuxiliaryLoss.Reconstruct"/> (r-LSTM).</summary>
+    public AuxiliaryLoss AuxiliaryLoss { get; set; } = AuxiliaryLoss.Reconstruct;
+
+    /// <summary>
+    /// Steps, counted back from each row's last step, through which the supervised gradient flows into the LSTM.
+    /// Default 300. <c>null</c>: full backpropagation through time. 0: the labels train only the classifier head.
+    /// </summary>
+    public int? TruncationLength { get; set; } = 300;
+
+    /// <summary>
+    /// Steps before each anchor through which an auxiliary loss flows into the main LSTM. Default 300.
+    /// <c>null</c>: back to the sequence's start.
+    /// </summary>
+    public int? AuxiliaryTruncationLength { get; set; } = 300;
+
+    /// <summary>Length l of each reconstructed or predicted segment. Default 600 (the paper's).</summary>
+    public int SegmentLength { get; set; } = 600;
+
+    /// <summary>Anchors sampled per sequence and training step. Default 1.</summary>
+    public int SegmentsPerSequence { get; set; } = 1;
+
+    /// <summary>r-LSTM: reconstruct the segment in reverse order (default true; the ablation's winner).</summary>
+    public bool ReverseReconstruction { get; set; } = true;
+
+    /// <summary>
+    /// r-LSTM: the reconstructed segment's end is sampled uniformly up to this many steps before the anchor
+    /// (the ablation's "distant past"). Default 0: the segment ends at the anchor.
+    /// </summary>
+    public int DistantPastRange { get; set; }
+
+    /// <summary>r-LSTM: up to this many of the segment's steps may lie after the anchor. Default 0.</summary>
+    public int SpillPastAnchor { get; set; }
+
+    /// <summary>Initial probability that a decoder is fed its own prediction instead of the true input. Default 0 (teacher forcing).</summary>
+    public double ScheduledSamplingProbability { get; set; }
+
+    /// <summary>Training steps over which <see cref="ScheduledSamplingProbability"/> anneals linearly to zero. Default 10,000.</summary>
+    public int ScheduledSamplingSteps { get; set; } = 10_000;
+
+    /// <summary>Epochs of auxiliary loss only, before joint training. Default 0. Ignored without an auxiliary loss.</summary>
+    public int PretrainEpochs { get; set; }
+
+    /// <summary>Epochs of joint (supervised + auxiliary) training. Default 10.</summary>
+    public int Epochs { get; set; } = 10;
+
+    /// <summary>Sequences per mini-batch. Default 128 (the paper's).</summary>
+    public int BatchSize { get; set; } = 128;
+
+    /// <summary>Initial learning rate. Default 1e-3.</summary>
+    public double LearningRate { get; set; } = 1e-3;
+
+    /// <summary>The optimizer. Default <see cref="AuxOptimizer.RmsProp"/> (the paper's).</summary>
+    public AuxOptimizer Optimizer { get; set; } = AuxOptimizer.RmsProp;
+
+    /// <summary>
+    /// After pre-training, the learning rate is halved every this many epochs; 0 (default) never. Pre-training
+    /// always halves it once halfway through.
+    /// </summary>
+    public int LearningRateHalvingEpochs { get; set; }
+
+    /// <summary>Gradients are rescaled so that their global L2 norm is at most this. Default 1. 0 turns clipping off.</summary>
+    public double GradientClipNorm { get; set; } = 1.0;
+
+    /// <summary>Random seed for weights, shuffling and anchors. <c>null</c> (default): drawn from the MLContext's seed.</summary>
+    public int? Seed { get; set; }
+
+    /// <summary>Where to train and score. Default <see cref="ComputeDevice.Auto"/>.</summary>
+    public ComputeDevice Device { get; set; } = ComputeDevice.Auto;
+
+    /// <summary>Optional held-out data with the same columns: each epoch is scored on it and the best epoch's weights are kept.</summary>
+    public IDataView? ValidationSet { get; set; }
+
+    /// <summary>Rows scored together by <c>Transform</c>. Default 256.</summary>
+    public int ScoringBatchSize { get; set; } = 256;
+
+    /// <summary>Intra-op threads for libtorch on the CPU. <c>null</c> (default): libtorch's own choice.</summary>
+    public int? NumberOfThreads { get; set; }
+
+    /// <summary>Optional folder for per-epoch checkpoints; a later Fit given the same folder resumes from the last one.</summary>
+    public string? CheckpointFolder { get; set; }
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> or <see cref="ArgumentException"/> naming the first invalid member.</summary>
+    public void Validate()
+    {
+        static void Require(bool ok, string member, object? value, string rule)
+        {
+            if (!ok)
+                throw new ArgumentOutOfRangeException(member, value, $"{nameof(AuxLstmClassifierOptions)}.{member} {rule}.");
+        }
+
+        static void RequireName(string? name, string member)
+        {
+            if (string.IsNullOrWhiteSpace(name))
+                throw new ArgumentException($"{nameof(AuxLstmClassifierOptions)}.{member} must name a column.", member);
+        }
+
+        RequireName(LabelColumnName, nameof(LabelColumnName));
+        RequireName(SequenceColumnName, nameof(SequenceColumnName));
+        RequireName(PredictedLabelColumnName, nameof(PredictedLabelColumnName));
+        RequireName(ScoreColumnName, nameof(ScoreColumnName));
+        if (PredictedLabelColumnName == ScoreColumnName)
+            throw new ArgumentException($"{nameof(PredictedLabelColumnName)} and {nameof(ScoreColumnName)} must differ.", nameof(ScoreColumnName));
+
+        Require(StepSize >= 1, nameof(StepSize), StepSize, "must be at least 1");
+        Require(InputLevels >= 0, nameof(InputLevels), InputLevels, "must be 0 (continuous) or a number of levels");
+        Require(InputLevels == 0 || StepSize == 1, nameof(InputLevels), InputLevels, "needs StepSize = 1 (each value becomes one token)");
+        Require(HiddenSize is >= 1 and <= 65_536, nameof(HiddenSize), HiddenSize, "must be between 1 and 65,536");
+        Require(EmbeddingSize is >= 1 and <= 65_536, nameof(EmbeddingSize), EmbeddingSize, "must be between 1 and 65,536");
+        Require(ClassifierHiddenSize is >= 1 and <= 65_536, nameof(ClassifierHiddenSize), ClassifierHiddenSize, "must be between 1 and 65,536");
+        Require(DropConnect is >= 0 and < 1, nameof(DropConnect), DropConnect, "must be in [0, 1)");
+        Require(Enum.IsDefined(AuxiliaryLoss), nameof(AuxiliaryLoss), AuxiliaryLoss, "is not a defined value");
+        Require(TruncationLength is null or >= 0, nameof(TruncationLength), TruncationLength, "must be null (full BPTT) or at least 0");
+        Require(AuxiliaryTruncationLength is null or >= 0, nameof(AuxiliaryTruncationLength), AuxiliaryTruncationLength, "must be null (full BPTT) or at least 0");
+        Require(SegmentLength >= 2, nameof(SegmentLength), SegmentLength, "must be at least 2");
+        Require(SegmentsPerSequence >= 1, nameof(SegmentsPerSequence), SegmentsPerSequence, "must be at least 1");
+        Require(DistantPastRange >= 0, nameof(DistantPastRange), DistantPastRange, "must be at least 0");
+        Require(SpillPastAnchor >= 0 && SpillPastAnchor < SegmentLength, nameof(SpillPastAnchor), SpillPastAnchor, "must be at least 0 and less than SegmentLength");
+        Require(ScheduledSamplingProbability is >= 0 and <= 1, nameof(ScheduledSamplingProbability), ScheduledSamplingProbability, "must be in [0, 1]");
+        Require(ScheduledSamplingSteps >= 1, nameof(ScheduledSamplingSteps), ScheduledSamplingSteps, "must be at least 1");
+        Require(PretrainEpochs >= 0, nameof(PretrainEpochs), PretrainEpochs, "must be at least 0");
+        Require(Epochs >= 0, nameof(Epochs), Epochs, "must be at least 0");
+        Require(Epochs + PretrainEpochs >= 1, nameof(Epochs), Epochs, "plus PretrainEpochs must be at least 1");
+        Require(BatchSize >= 1, nameof(BatchSize), BatchSize, "must be at least 1");
+        Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "must be a positive number");
+        Require(Enum.IsDefined(Optimizer), nameof(Optimizer), Optimizer, "is not a defined value");
+        Require(LearningRateHalvingEpochs >= 0, nameof(LearningRateHalvingEpochs), LearningRateHalvingEpochs, "must be at least 0");
+        Require(GradientClipNorm >= 0 && double.IsFinite(GradientClipNorm), nameof(GradientClipNorm), GradientClipNorm, "must be 0 (off) or positive");
+        Require(Enum.IsDefined(Device), nameof(Device), Device, "is not a defined value");
+        Require(ScoringBatchSize >= 1, nameof(ScoringBatchSize), ScoringBatchSize, "must be at least 1");
+        Require(NumberOfThreads is null or >= 1, nameof(NumberOfThreads), NumberOfThreads, "must be null or at least 1");
+    }
+
+    /// <summary>A shallow copy (the validation set is shared).</summary>
+    public AuxLstmClassifierOptions Clone() => (AuxLstmClassifierOptions)MemberwiseClone();
+}

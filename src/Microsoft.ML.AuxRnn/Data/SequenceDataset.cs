@@ -1,0 +1,116 @@
+namespace Microsoft.ML.AuxRnn.Data;
+
+/// <summary>
+/// Sequences held in memory for training or scoring: each row is either tokens (discrete input) or
+/// <see cref="StepSize"/> float values per step (continuous input), with an optional 0-based label.
+/// </summary>
+internal sealed class SequenceDataset
+{
+    private readonly List<int[]>? _tokens;
+    private readonly List<float[]>? _values;
+    private readonly List<int> _labels = new();
+
+    private SequenceDataset(bool discrete, int vocabulary, int stepSize)
+    {
+        IsDiscrete = discrete;
+        Vocabulary = vocabulary;
+        StepSize = stepSize;
+        if (discrete)
+            _tokens = new List<int[]>();
+        else
+            _values = new List<float[]>();
+    }
+
+    /// <summary>An empty set of token sequences over a vocabulary of <paramref name="vocabulary"/> tokens.</summary>
+    public static SequenceDataset Discrete(int vocabulary) => new(true, vocabulary, 1);
+
+    /// <summary>An empty set of float sequences of <paramref name="stepSize"/> values per step.</summary>
+    public static SequenceDataset Continuous(int stepSize) => new(false, 0, stepSize);
+
+    public bool IsDiscrete { get; }
+
+    /// <summary>Number of distinct tokens (discrete input only).</summary>
+    public int Vocabulary { get; }
+
+    /// <summary>Values per step: 1 for tokens.</summary>
+    public int StepSize { get; }
+
+    public int Count => _labels.Count;
+
+    /// <summary>0-based labels; -1 where a row has none.</summary>
+    public IReadOnlyList<int> Labels => _labels;
+
+    /// <summary>Steps of row <paramref name="row"/>.</summary>
+    public int Length(int row) => IsDiscrete ? _tokens![row].Length : _values![row].Length / StepSize;
+
+    public int MaxLength
+    {
+        get
+        {
+            int max = 0;
+            for (int i = 0; i < Count; i++)
+                max = Math.Max(max, Length(i));
+            return max;
+        }
+    }
+
+    public int[] Tokens(int row) => _tokens![row];
+
+    public float[] Values(int row) => _values![row];
+
+    public void AddTokens(int[] tokens, int label = -1)
+    {
+        if (!IsDiscrete)
+            throw new InvalidOperationException("This data set holds float sequences.");
+        _tokens!.Add(tokens);
+        _labels.Add(label);
+    }
+
+    public void AddValues(float[] values, int label = -1)
+    {
+        if (IsDiscrete)
+            throw new InvalidOperationException("This data set holds token sequences.");
+        if (values.Length % StepSize != 0)
+            throw new ArgumentException($"{values.Length} values are not a whole number of steps of {StepSize}.", nameof(values));
+        _values!.Add(values);
+        _labels.Add(label);
+    }
+
+    /// <summary>Pads the given rows into one batch (padding: token 0 or value 0, masked by <see cref="SequenceBatch.Lengths"/>).</summary>
+    public SequenceBatch GetBatch(ReadOnlySpan<int> rows)
+    {
+        int count = rows.Length;
+        var lengths = new int[count];
+        var labels = new long[count];
+        int maxLength = 0;
+        for (int i = 0; i < count; i++)
+        {
+            lengths[i] = Length(rows[i]);
+            labels[i] = _labels[rows[i]];
+            maxLength = Math.Max(maxLength, lengths[i]);
+        }
+
+        if (IsDiscrete)
+        {
+            var tokens = new long[count * maxLength];
+            for (int i = 0; i < count; i++)
+            {
+                int[] row = _tokens![rows[i]];
+                for (int t = 0; t < row.Length; t++)
+                    tokens[i * maxLength + t] = row[t];
+            }
+            return new SequenceBatch(count, maxLength, 1, lengths, tokens, null, labels);
+        }
+
+        var values = new float[count * maxLength * StepSize];
+        for (int i = 0; i < count; i++)
+            _values![rows[i]].CopyTo(values, i * maxLength * StepSize);
+        return new SequenceBatch(count, maxLength, StepSize, lengths, null, values, labels);
+    }
+}
+
+/// <summary>A padded mini-batch in row-major (batch, step[, value]) layout.</summary>
+internal sealed record SequenceBatch(int Count, int MaxLength, int StepSize, int[] Lengths, long[]? Tokens, float[]? Values, long[] Labels)
+{
+    public bool IsDiscrete => Tokens != null;
+}
