@@ -40,6 +40,9 @@ internal sealed class AuxLstmNetwork : nn.Module
 
     public LSTM Lstm => _lstm;
 
+    /// <summary>The embedding table (V, E) or the projection's weight (E, S): its gradient shows which steps a loss reached.</summary>
+    internal Parameter EncoderWeight => (_embedding?.weight ?? _projection!.weight)!;
+
     /// <summary>Parameters of the classifier head only (what the labels train when truncation is 0).</summary>
     public IEnumerable<Parameter> ClassifierParameters() =>
         _fc1.parameters().Concat(_fc2.parameters()).Concat(_out.parameters());

@@ -52,8 +52,8 @@ internal sealed class AuxLstmTrainer
         _seed = seed;
     }
 
-    /// <summary>Called after each epoch (tests watch native memory and schedules through it).</summary>
-    internal Action<EpochReport>? EpochCompleted { get; set; }
+    /// <summary>Called after each epoch with its report and the network as it is then (tests watch memory, schedules and weights through it).</summary>
+    internal Action<EpochReport, AuxLstmNetwork>? EpochCompleted { get; set; }
 
     /// <summary>Runs the decoder step by step even without scheduled sampling (tests).</summary>
     internal bool StepwiseDecoder { get; set; }
@@ -210,7 +210,7 @@ internal sealed class AuxLstmTrainer
                 ch.Info(Describe(report, schedule));
                 if (_options.CheckpointFolder is { } checkpointFolder)
                     TrainingCheckpoint.Save(checkpointFolder, fingerprint, progress, network, decoder, optimizer, optimizerPretraining, best);
-                EpochCompleted?.Invoke(report);
+                EpochCompleted?.Invoke(report, network);
             }
 
             if (best is not null)
