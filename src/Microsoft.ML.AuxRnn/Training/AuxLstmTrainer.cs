@@ -83,7 +83,7 @@ internal sealed class AuxLstmTrainer
         using var ch = _host.Start("Training AuxLstm");
         if (_options.NumberOfThreads is { } threads)
             set_num_threads(threads);
-        FlushDenormals.Set(true);
+        CpuTuning.FlushDenormals(true);
 
         var schedule = new TrainingSchedule(_options, (train.Count + _options.BatchSize - 1) / _options.BatchSize);
         var (network, decoder) = InitializeModules(shape, _seed);
@@ -232,7 +232,7 @@ internal sealed class AuxLstmTrainer
             optimizer?.Dispose();
             best?.Dispose();
             generator.Dispose();
-            FlushDenormals.Set(false);
+            CpuTuning.FlushDenormals(false);
         }
     }
 
