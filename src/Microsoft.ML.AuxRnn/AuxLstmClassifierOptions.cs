@@ -112,6 +112,12 @@ public sealed class AuxLstmClassifierOptions
     /// <summary>r-LSTM: up to this many of the segment's steps may lie after the anchor. Default 0.</summary>
     public int SpillPastAnchor { get; set; }
 
+    /// <summary>
+    /// LSTM layers of the auxiliary decoder: the bottom one starts from the main LSTM's state at the anchor, the
+    /// others from zeros. Default 2 (the paper's; "stacking a second layer" helps in its ablation).
+    /// </summary>
+    public int DecoderLayers { get; set; } = 2;
+
     /// <summary>Initial probability that a decoder is fed its own prediction instead of the true input. Default 0 (teacher forcing).</summary>
     public double ScheduledSamplingProbability { get; set; }
 
@@ -196,6 +202,7 @@ public sealed class AuxLstmClassifierOptions
         Require(SegmentsPerSequence >= 1, nameof(SegmentsPerSequence), SegmentsPerSequence, "must be at least 1");
         Require(DistantPastRange >= 0, nameof(DistantPastRange), DistantPastRange, "must be at least 0");
         Require(SpillPastAnchor >= 0 && SpillPastAnchor < SegmentLength, nameof(SpillPastAnchor), SpillPastAnchor, "must be at least 0 and less than SegmentLength");
+        Require(DecoderLayers is >= 1 and <= 8, nameof(DecoderLayers), DecoderLayers, "must be between 1 and 8");
         Require(ScheduledSamplingProbability is >= 0 and <= 1, nameof(ScheduledSamplingProbability), ScheduledSamplingProbability, "must be in [0, 1]");
         Require(ScheduledSamplingSteps >= 1, nameof(ScheduledSamplingSteps), ScheduledSamplingSteps, "must be at least 1");
         Require(PretrainEpochs >= 0, nameof(PretrainEpochs), PretrainEpochs, "must be at least 0");

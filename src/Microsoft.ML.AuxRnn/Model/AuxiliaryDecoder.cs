@@ -5,8 +5,8 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.AuxRnn.Model;
 
 /// <summary>
-/// The auxiliary network of r-LSTM and p-LSTM: its own input encoder → a 2-layer LSTM whose bottom layer starts
-/// from the main LSTM's state at the anchor and whose top layer starts from zeros → a 2-layer feed-forward head
+/// The auxiliary network of r-LSTM and p-LSTM: its own input encoder → an LSTM of (by default) 2 layers whose bottom
+/// layer starts from the main LSTM's state at the anchor and whose upper layers start from zeros → a 2-layer feed-forward head
 /// at every step giving a distribution over the vocabulary (tokens; cross-entropy) or a vector (values; squared
 /// L2 distance). It is fed a segment's steps 0..m−2 and predicts steps 1..m−1.
 /// </summary>
@@ -18,28 +18,33 @@ namespace Microsoft.ML.AuxRnn.Model;
 /// </remarks>
 internal sealed class AuxiliaryDecoder : nn.Module
 {
-    public const int Layers = 2;
-
     private readonly Embedding? _embedding;
     private readonly Linear? _projection;
     private readonly LSTM _lstm;
     private readonly Linear _fc1;
     private readonly Linear _fc2;
 
-    public AuxiliaryDecoder(NetworkShape shape) : base(nameof(AuxiliaryDecoder))
+    /// <param name="shape">The main network's shape (sizes, vocabulary or step size).</param>
+    /// <param name="layers">LSTM layers (<see cref="AuxLstmClassifierOptions.DecoderLayers"/>).</param>
+    public AuxiliaryDecoder(NetworkShape shape, int layers = 2) : base(nameof(AuxiliaryDecoder))
     {
+        if (layers < 1)
+            throw new ArgumentOutOfRangeException(nameof(layers));
         Shape = shape;
+        Layers = layers;
         if (shape.Discrete)
             _embedding = nn.Embedding(shape.Vocabulary, shape.EmbeddingSize);
         else
             _projection = nn.Linear(shape.StepSize, shape.EmbeddingSize);
-        _lstm = nn.LSTM(shape.EmbeddingSize, shape.HiddenSize, numLayers: Layers, batchFirst: true);
+        _lstm = nn.LSTM(shape.EmbeddingSize, shape.HiddenSize, numLayers: layers, batchFirst: true);
         _fc1 = nn.Linear(shape.HiddenSize, shape.ClassifierHiddenSize);
         _fc2 = nn.Linear(shape.ClassifierHiddenSize, shape.Discrete ? shape.Vocabulary : shape.StepSize);
         RegisterComponents();
     }
 
     public NetworkShape Shape { get; }
+
+    public int Layers { get; }
 
     private Tensor EncodeRaw(Tensor raw) => _embedding is not null ? _embedding.forward(raw) : _projection!.forward(raw);
 
@@ -66,8 +71,8 @@ internal sealed class AuxiliaryDecoder : nn.Module
         if (m < 2)
             throw new ArgumentException("Segments need at least 2 steps.", nameof(segments));
         var zero = zeros_like(anchorH);
-        var h0 = stack(new[] { anchorH, zero }, 0);
-        var c0 = stack(new[] { anchorC, zero }, 0);
+        var h0 = stack(new[] { anchorH }.Concat(Enumerable.Repeat(zero, Layers - 1)), 0);
+        var c0 = stack(new[] { anchorC }.Concat(Enumerable.Repeat(zero, Layers - 1)), 0);
         var inputs = EncodeRaw(segments.narrow(1, 0, m - 1));
 
         if (samplingProbability <= 0 && !stepwise)

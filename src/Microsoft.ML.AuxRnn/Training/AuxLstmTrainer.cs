@@ -62,11 +62,11 @@ internal sealed class AuxLstmTrainer
     /// The modules a run with <paramref name="seed"/> starts from: the network, and the decoder when there is an
     /// auxiliary loss. Initialization draws from torch's global generator, seeded here.
     /// </summary>
-    internal static (AuxLstmNetwork Network, AuxiliaryDecoder? Decoder) InitializeModules(NetworkShape shape, int seed)
+    internal static (AuxLstmNetwork Network, AuxiliaryDecoder? Decoder) InitializeModules(NetworkShape shape, int seed, int decoderLayers = 2)
     {
         random.manual_seed(seed);
         var network = new AuxLstmNetwork(shape);
-        var decoder = shape.AuxiliaryLoss == AuxiliaryLoss.None ? null : new AuxiliaryDecoder(shape);
+        var decoder = shape.AuxiliaryLoss == AuxiliaryLoss.None ? null : new AuxiliaryDecoder(shape, decoderLayers);
         return (network, decoder);
     }
 
@@ -86,7 +86,7 @@ internal sealed class AuxLstmTrainer
         CpuTuning.FlushDenormals(true);
 
         var schedule = new TrainingSchedule(_options, (train.Count + _options.BatchSize - 1) / _options.BatchSize);
-        var (network, decoder) = InitializeModules(shape, _seed);
+        var (network, decoder) = InitializeModules(shape, _seed, _options.DecoderLayers);
         OptimizerHelper? optimizer = null;
         AuxLstmNetwork? best = null;
         var generator = new Generator((ulong)_seed, device);
@@ -335,7 +335,7 @@ internal sealed class AuxLstmTrainer
         return string.Create(CultureInfo.InvariantCulture,
             $"{shape}; seed {_seed}; rows {train.Count}; truncation {o.TruncationLength?.ToString(CultureInfo.InvariantCulture) ?? "full"}/" +
             $"{o.AuxiliaryTruncationLength?.ToString(CultureInfo.InvariantCulture) ?? "full"}; segment {o.SegmentLength}x{o.SegmentsPerSequence} " +
-            $"reverse {o.ReverseReconstruction} past {o.DistantPastRange} spill {o.SpillPastAnchor}; sampling {o.ScheduledSamplingProbability:R}/{o.ScheduledSamplingSteps}; " +
+            $"reverse {o.ReverseReconstruction} past {o.DistantPastRange} spill {o.SpillPastAnchor}; decoder layers {o.DecoderLayers}; sampling {o.ScheduledSamplingProbability:R}/{o.ScheduledSamplingSteps}; " +
             $"pretrain {o.PretrainEpochs}; batch {o.BatchSize}; {o.Optimizer} {o.LearningRate:R} halving {o.LearningRateHalvingEpochs}; clip {o.GradientClipNorm:R}");
     }
 }

@@ -89,6 +89,8 @@ public class AuxLstmTrainerTests
     [InlineData("predict")]
     [InlineData("distant past and spill")]
     [InlineData("three anchors")]
+    [InlineData("one decoder layer")]
+    [InlineData("three decoder layers")]
     [InlineData("scheduled sampling")]
     [InlineData("full BPTT")]
     [InlineData("labels train only the head")]
@@ -106,6 +108,8 @@ public class AuxLstmTrainerTests
             case "predict": o.AuxiliaryLoss = AuxiliaryLoss.Predict; break;
             case "distant past and spill": o.DistantPastRange = 5; o.SpillPastAnchor = 2; break;
             case "three anchors": o.SegmentsPerSequence = 3; break;
+            case "one decoder layer": o.DecoderLayers = 1; break;
+            case "three decoder layers": o.DecoderLayers = 3; break;
             case "scheduled sampling": o.ScheduledSamplingProbability = 0.5; o.ScheduledSamplingSteps = 4; break;
             case "full BPTT": o.TruncationLength = null; o.AuxiliaryTruncationLength = null; break;
             case "labels train only the head": o.TruncationLength = 0; break;
