@@ -84,6 +84,7 @@ internal sealed class AuxLstmTrainer
         if (_options.NumberOfThreads is { } threads)
             set_num_threads(threads);
         CpuTuning.FlushDenormals(true);
+        using var retention = CpuTuning.RetainFreedMemory();
 
         var schedule = new TrainingSchedule(_options, (train.Count + _options.BatchSize - 1) / _options.BatchSize);
         var (network, decoder) = InitializeModules(shape, _seed, _options.DecoderLayers);

@@ -4,8 +4,9 @@ using System.Runtime.InteropServices;
 namespace Microsoft.ML.AuxRnn.Training;
 
 /// <summary>
-/// Two libtorch CPU settings that make truncated LSTM training several times faster and that TorchSharp does not
-/// expose: flushing denormal floats to zero, and transparent huge pages for large tensors.
+/// CPU settings that make LSTM training several times faster and that TorchSharp does not expose: flushing
+/// denormal floats to zero, transparent huge pages for large tensors, and keeping freed memory for reuse while
+/// training.
 /// </summary>
 /// <remarks>
 /// <para>Denormals: truncated backpropagation makes gradients decay through hundreds of steps into denormal floats,
@@ -18,6 +19,11 @@ namespace Microsoft.ML.AuxRnn.Training;
 /// asks for 2 MiB pages when <c>THP_MEM_ALLOC_ENABLE=1</c>, an environment variable it reads at its first
 /// allocation: this assembly's module initializer sets it in the native environment unless the process already
 /// has it (set it to 0 to opt out).</para>
+/// <para>Reuse: glibc serves blocks above 32 MiB with fresh mmap calls and returns them when freed, so every step
+/// faults in and zero-fills its activations again. <see cref="RetainFreedMemory"/> makes glibc serve them from
+/// the heap and keep freed memory while training (the step repeats the same sizes, so it is reused), then returns
+/// it: r-LSTM's MNIST step went from 3.0 s to 2.3 s. It is skipped when the process tunes malloc through
+/// MALLOC_* environment variables.</para>
 /// </remarks>
 internal static unsafe class CpuTuning
 {
@@ -26,6 +32,15 @@ internal static unsafe class CpuTuning
     private static bool _resolved;
     private static delegate* unmanaged<IntPtr> _globalContext;
     private static delegate* unmanaged<IntPtr, byte, byte> _setFlushDenormal;
+
+    private const int MTrimThreshold = -1;
+    private const int MMmapMax = -4;
+
+    [DllImport("libc", EntryPoint = "mallopt")]
+    private static extern int MallOpt(int parameter, int value);
+
+    [DllImport("libc", EntryPoint = "malloc_trim")]
+    private static extern int MallocTrim(nuint pad);
 
     [DllImport("libc", EntryPoint = "setenv")]
     private static extern int SetEnv([MarshalAs(UnmanagedType.LPUTF8Str)] string name, [MarshalAs(UnmanagedType.LPUTF8Str)] string value, int overwrite);
@@ -43,6 +58,51 @@ internal static unsafe class CpuTuning
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
             // Not glibc: leave libtorch's default.
+        }
+    }
+
+    /// <summary>
+    /// Until disposed, glibc keeps freed memory and serves large blocks from the heap instead of mmap; on disposal its
+    /// defaults return and freed memory goes back to the system. Does nothing off glibc or when MALLOC_* is set.
+    /// </summary>
+    public static IDisposable RetainFreedMemory()
+    {
+        if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariables().Keys.Cast<string>().Any(k => k.StartsWith("MALLOC_", StringComparison.Ordinal)))
+            return NoOp.Instance;
+        try
+        {
+            if (MallOpt(MMmapMax, 0) == 0)
+                return NoOp.Instance;
+            MallOpt(MTrimThreshold, int.MaxValue);
+            return new Retention();
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return NoOp.Instance;
+        }
+    }
+
+    private sealed class Retention : IDisposable
+    {
+        private bool _disposed;
+
+        public void Dispose()
+        {
+            if (_disposed)
+                return;
+            _disposed = true;
+            MallOpt(MMmapMax, 65_536);          // glibc's default
+            MallOpt(MTrimThreshold, 128 * 1024); // glibc's default
+            MallocTrim(0);
+        }
+    }
+
+    private sealed class NoOp : IDisposable
+    {
+        public static readonly NoOp Instance = new();
+
+        public void Dispose()
+        {
         }
     }
 
