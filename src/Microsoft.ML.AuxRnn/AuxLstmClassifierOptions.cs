@@ -121,7 +121,10 @@ public sealed class AuxLstmClassifierOptions
     /// <summary>Initial probability that a decoder is fed its own prediction instead of the true input. Default 0 (teacher forcing).</summary>
     public double ScheduledSamplingProbability { get; set; }
 
-    /// <summary>Training steps over which <see cref="ScheduledSamplingProbability"/> anneals linearly to zero. Default 10,000.</summary>
+    /// <summary>
+    /// Training steps (mini-batches, both phases counted) over which <see cref="ScheduledSamplingProbability"/>
+    /// anneals linearly to zero. Default 10,000. While it is above zero the decoder runs step by step (slower).
+    /// </summary>
     public int ScheduledSamplingSteps { get; set; } = 10_000;
 
     /// <summary>Epochs of auxiliary loss only, before joint training. Default 0. Ignored without an auxiliary loss.</summary>
@@ -141,7 +144,8 @@ public sealed class AuxLstmClassifierOptions
 
     /// <summary>
     /// After pre-training, the learning rate is halved every this many epochs; 0 (default) never. Pre-training
-    /// always halves it once halfway through.
+    /// always halves it once halfway through (counted in steps); joint training starts again from
+    /// <see cref="LearningRate"/>.
     /// </summary>
     public int LearningRateHalvingEpochs { get; set; }
 
