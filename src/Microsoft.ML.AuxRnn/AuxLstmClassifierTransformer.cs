@@ -345,6 +345,10 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         {
             network.load(weights);
         }
+        catch (EndOfStreamException e)
+        {
+            throw new InvalidDataException("The model's weights stream ends early; the file is truncated.", e);
+        }
         catch (Exception e) when (e is ArgumentException or IOException or FormatException or InvalidOperationException or OverflowException)
         {
             throw new InvalidDataException("The model's weights stream is corrupt: " + e.Message, e);
