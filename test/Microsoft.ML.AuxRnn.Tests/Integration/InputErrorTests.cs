@@ -99,6 +99,26 @@ public class InputErrorTests
             .Should().Throw<ArgumentOutOfRangeException>().WithMessage("*StepSize*Features*");
     }
 
+    [Fact]
+    public void AValidationSetMustHaveTheTrainingColumnsTypes()
+    {
+        var raw = _ml.Data.LoadFromEnumerable(Rows());
+        var keyer = _ml.Transforms.Conversion.MapValueToKey("Label").Fit(raw);
+        var train = keyer.Transform(raw);
+        var validation = keyer.Transform(_ml.Data.LoadFromEnumerable(Synthetic.Trends(8, 3, 8, seed: 5)));
+        Estimator(o => o.ValidationSet = validation).Fit(train).ClassCount.Should().Be(2);
+
+        var doubles = _ml.Data.LoadFromEnumerable(Rows().Select(r => new { r.Label, Features = r.Features.Select(v => (double)v).ToArray() }));
+        var badValidation = _ml.Transforms.Conversion.MapValueToKey("Label").Fit(doubles).Transform(doubles);
+        Estimator(o => o.ValidationSet = badValidation).Invoking(e => e.Fit(train))
+            .Should().Throw<ArgumentOutOfRangeException>().WithMessage("*Features*");
+
+        var threeLabels = _ml.Transforms.Conversion.MapValueToKey("Label")
+            .Fit(_ml.Data.LoadFromEnumerable(Rows().Append(new SequenceRow { Label = "flat", Features = new[] { 1f } })));
+        Estimator(o => o.ValidationSet = threeLabels.Transform(raw)).Invoking(e => e.Fit(train))
+            .Should().Throw<ArgumentOutOfRangeException>().WithMessage("*Label*");
+    }
+
     // ---- rows, at Fit ----
 
     [Fact]
