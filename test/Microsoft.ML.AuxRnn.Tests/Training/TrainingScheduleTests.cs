@@ -59,3 +59,28 @@ public class TrainingScheduleTests
         seeds.Should().OnlyContain(s => s >= 0);
     }
 }
+
+public class DecoderLayersOptionTests
+{
+    [Theory]
+    [InlineData(0)]
+    [InlineData(9)]
+    public void OutOfRangeDecoderLayersAreRejectedByName(int layers)
+    {
+        var act = () => new AuxLstmClassifierOptions { DecoderLayers = layers }.Validate();
+        act.Should().Throw<ArgumentOutOfRangeException>().WithParameterName(nameof(AuxLstmClassifierOptions.DecoderLayers));
+    }
+
+    [Fact]
+    public void TheDecoderHasTheRequestedLayers()
+    {
+        var shape = TrainingFixtures.Shape(AuxiliaryLoss.Reconstruct);
+        var (network, decoder) = Microsoft.ML.AuxRnn.Training.AuxLstmTrainer.InitializeModules(shape, 1, decoderLayers: 3);
+        using (network)
+        using (decoder)
+        {
+            decoder!.Layers.Should().Be(3);
+            decoder.named_parameters().Count(p => p.name.Contains("weight_hh")).Should().Be(3);
+        }
+    }
+}
