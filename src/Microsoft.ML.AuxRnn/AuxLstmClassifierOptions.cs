@@ -167,6 +167,12 @@ public sealed class AuxLstmClassifierOptions
     /// <summary>Intra-op threads for libtorch on the CPU. <c>null</c> (default): libtorch's own choice.</summary>
     public int? NumberOfThreads { get; set; }
 
+    /// <summary>
+    /// Optional time budget for training: once this much time has passed, training stops after the current
+    /// mini-batch (the epoch so far is reported and, with a validation set, scored). <c>null</c> (default): no limit.
+    /// </summary>
+    public TimeSpan? MaxTrainingTime { get; set; }
+
     /// <summary>Optional folder for per-epoch checkpoints; a later Fit given the same folder resumes from the last one.</summary>
     public string? CheckpointFolder { get; set; }
 
@@ -219,6 +225,7 @@ public sealed class AuxLstmClassifierOptions
         Require(GradientClipNorm >= 0 && double.IsFinite(GradientClipNorm), nameof(GradientClipNorm), GradientClipNorm, "must be 0 (off) or positive");
         Require(Enum.IsDefined(Device), nameof(Device), Device, "is not a defined value");
         Require(ScoringBatchSize >= 1, nameof(ScoringBatchSize), ScoringBatchSize, "must be at least 1");
+        Require(MaxTrainingTime is null || MaxTrainingTime > TimeSpan.Zero, nameof(MaxTrainingTime), MaxTrainingTime, "must be null or positive");
         Require(NumberOfThreads is null or >= 1, nameof(NumberOfThreads), NumberOfThreads, "must be null or at least 1");
     }
 

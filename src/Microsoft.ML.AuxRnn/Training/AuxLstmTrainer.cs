@@ -12,7 +12,7 @@ namespace Microsoft.ML.AuxRnn.Training;
 /// <summary>What <see cref="AuxLstmTrainer.Train"/> returns.</summary>
 internal sealed record TrainingResult(AuxLstmNetwork Network, IReadOnlyList<EpochReport> Epochs);
 
-/// <summary>One epoch's figures, as reported on the log channel.</summary>
+/// <summary>One epoch's figures, as reported on the log channel and kept in <see cref="AuxLstmClassifierTransformer.TrainingHistory"/>.</summary>
 /// <param name="Epoch">1-based, counted over both phases.</param>
 /// <param name="Pretraining">Whether the epoch trained the auxiliary loss only.</param>
 /// <param name="SupervisedLoss">Mean training cross-entropy of the labels (0 in pre-training).</param>
@@ -20,13 +20,16 @@ internal sealed record TrainingResult(AuxLstmNetwork Network, IReadOnlyList<Epoc
 /// <param name="TrainAccuracy">Accuracy on the training batches, in training mode (0 in pre-training).</param>
 /// <param name="ValidationAccuracy">Accuracy on the validation set, when there is one (joint epochs only).</param>
 /// <param name="Elapsed">Wall time of the epoch's training steps.</param>
-internal sealed record EpochReport(int Epoch, bool Pretraining, double SupervisedLoss, double AuxiliaryLoss, double TrainAccuracy, double? ValidationAccuracy, TimeSpan Elapsed)
+public sealed record EpochReport(int Epoch, bool Pretraining, double SupervisedLoss, double AuxiliaryLoss, double TrainAccuracy, double? ValidationAccuracy, TimeSpan Elapsed)
 {
     /// <summary>Learning rate of the epoch's last step.</summary>
     public double LearningRate { get; init; }
 
     /// <summary>Scheduled-sampling probability of the epoch's last step.</summary>
     public double SamplingProbability { get; init; }
+
+    /// <summary>Mini-batches trained in the epoch (fewer than a full epoch's when <see cref="AuxLstmClassifierOptions.MaxTrainingTime"/> ran out).</summary>
+    public int Batches { get; init; }
 }
 
 /// <summary>
@@ -119,6 +122,8 @@ internal sealed class AuxLstmTrainer
             });
 
             var order = new int[train.Count];
+            var budget = Stopwatch.StartNew();
+            bool outOfTime = false;
             for (int epoch = progress.EpochsDone; epoch < schedule.TotalEpochs; epoch++)
             {
                 bool pretraining = schedule.IsPretraining(epoch);
@@ -142,9 +147,16 @@ internal sealed class AuxLstmTrainer
                 double supervisedSum = 0, auxiliarySum = 0, lr = 0, sampling = 0;
                 int correct = 0, seen = 0;
                 epochNow = epoch;
+                int batches = 0;
                 for (int b = 0; b < schedule.BatchesPerEpoch; b++)
                 {
                     _host.CheckAlive();
+                    if (_options.MaxTrainingTime is { } limit && budget.Elapsed >= limit)
+                    {
+                        outOfTime = true;
+                        break;
+                    }
+
                     batchNow = b;
                     int start = b * _options.BatchSize;
                     int count = Math.Min(_options.BatchSize, order.Length - start);
@@ -187,8 +199,11 @@ internal sealed class AuxLstmTrainer
                         seen += count;
                     }
                     progress.GlobalStep++;
+                    batches++;
                 }
                 watch.Stop();
+                if (batches == 0)
+                    break;
 
                 double? validationAccuracy = null;
                 if (!pretraining && validation is not null)
@@ -205,13 +220,18 @@ internal sealed class AuxLstmTrainer
 
                 var report = new EpochReport(epoch + 1, pretraining, pretraining ? 0 : supervisedSum / seen, auxiliarySum / seen,
                     pretraining ? 0 : (double)correct / seen, validationAccuracy, watch.Elapsed)
-                { LearningRate = lr, SamplingProbability = sampling };
+                { LearningRate = lr, SamplingProbability = sampling, Batches = batches };
                 progress.Reports.Add(report);
                 progress.EpochsDone = epoch + 1;
                 ch.Info(Describe(report, schedule));
                 if (_options.CheckpointFolder is { } checkpointFolder)
                     TrainingCheckpoint.Save(checkpointFolder, fingerprint, progress, network, decoder, optimizer, optimizerPretraining, best);
                 EpochCompleted?.Invoke(report, network);
+                if (outOfTime)
+                {
+                    ch.Info($"Stopped after {budget.Elapsed.TotalSeconds:F0} s: {nameof(AuxLstmClassifierOptions.MaxTrainingTime)} reached.");
+                    break;
+                }
             }
 
             if (best is not null)

@@ -230,6 +230,21 @@ public class AuxLstmTrainerTests
     }
 
     [Fact]
+    public void MaxTrainingTimeStopsTrainingEarlyAndCountsBatches()
+    {
+        var limited = Options(epochs: 1000);
+        limited.MaxTrainingTime = TimeSpan.FromMilliseconds(300);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var result = Train(limited, Data());
+        using var _ = result.Network;
+        watch.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(60), "training must stop soon after its budget");
+        result.Epochs.Count.Should().BeInRange(1, 999);
+        result.Epochs.Should().OnlyContain(e => e.Batches >= 1);
+        int batchesPerEpoch = (Data().Count + limited.BatchSize - 1) / limited.BatchSize;
+        result.Epochs.Take(result.Epochs.Count - 1).Should().OnlyContain(e => e.Batches == batchesPerEpoch, "only the last epoch is cut short");
+    }
+
+    [Fact]
     public void ProgressIsLoggedPerEpoch()
     {
         var ml = new MLContext(seed: 1);
