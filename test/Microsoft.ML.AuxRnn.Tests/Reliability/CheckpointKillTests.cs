@@ -36,7 +36,7 @@ public sealed class CheckpointKillTests : IDisposable
         {
             child.ErrorDataReceived += (_, e) => { lock (seen) seen.AppendLine(e.Data); };
             child.BeginErrorReadLine();
-            var reading = Task.Run(() =>
+            var reading = new Thread(() =>
             {
                 while (child.StandardOutput.ReadLine() is { } line)
                 {
@@ -49,7 +49,11 @@ public sealed class CheckpointKillTests : IDisposable
                     }
                 }
             });
-            reading.Wait(TimeSpan.FromMinutes(3)).Should().BeTrue($"the child reports epochs:\n{seen}");
+            reading.Start();
+            bool reported = reading.Join(TimeSpan.FromMinutes(3));
+            if (!reported)
+                child.Kill(entireProcessTree: true); // never leave it running
+            reported.Should().BeTrue($"the child reports epochs:\n{seen}");
             child.WaitForExit(60_000).Should().BeTrue();
             lock (seen)
             {

@@ -72,8 +72,9 @@ public class ConcurrencyAndDeterminismTests
         // A cursor set, as ML.NET's parallel consumers ask for it: every row exactly once, with the same scores.
         var set = scored.GetRowCursorSet(columns, Threads);
         var parts = new Dictionary<DataViewRowId, float[]>[set.Length];
-        var readers = set.Select((cursor, i) => Task.Run(() => parts[i] = Read(cursor))).ToArray();
-        Task.WaitAll(readers);
+        var readers = set.Select((cursor, i) => new Thread(() => parts[i] = Read(cursor))).ToList();
+        readers.ForEach(r => r.Start());
+        readers.ForEach(r => r.Join());
         foreach (var cursor in set)
             cursor.Dispose();
         var merged = parts.SelectMany(p => p).ToList();
