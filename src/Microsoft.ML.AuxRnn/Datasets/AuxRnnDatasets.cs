@@ -363,6 +363,50 @@ public static class AuxRnnDatasets
             .Append(mlContext.Transforms.DropColumns(Image));
     }
 
+    /// <summary>
+    /// The 69 characters of Zhang, Zhao and LeCun's character-level models, plus space: lower-case letters, digits
+    /// and punctuation. <see cref="CharacterFeaturizer"/> maps every other character to the missing key (token 0).
+    /// </summary>
+    public const string ZhangAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789-,;.!?:'\"/\\|_@#$%^&*~`+=<>()[]{} ";
+
+    /// <summary>
+    /// The pipeline that turns a text column into a character sequence over a small, fixed vocabulary:
+    /// lower-cased (<c>NormalizeText</c>), split into characters (<c>TokenizeIntoCharactersAsKeys</c>), and each character
+    /// mapped to its place in <paramref name="alphabet"/> (<c>MapValueToKey</c> with fixed key data), so the
+    /// classifier's vocabulary is alphabet-sized (70) rather than all of Unicode (65,536 keys). Characters outside the
+    /// alphabet become the missing key. All ML.NET transforms: a model that starts with it scores raw text.
+    /// </summary>
+    /// <param name="mlContext">The ML.NET context.</param>
+    /// <param name="outputColumnName">The token-sequence column (default "Features"): a vector of keys.</param>
+    /// <param name="inputColumnName">The text column (default "Text").</param>
+    /// <param name="alphabet">The characters kept, in key order (default <see cref="ZhangAlphabet"/>).</param>
+    public static IEstimator<ITransformer> CharacterFeaturizer(MLContext mlContext, string outputColumnName = DefaultColumnNames.Features,
+        string inputColumnName = TextColumnName, string alphabet = ZhangAlphabet)
+    {
+        ArgumentNullException.ThrowIfNull(mlContext);
+        ArgumentException.ThrowIfNullOrEmpty(alphabet);
+        if (alphabet.Contains((char)0))
+            throw new ArgumentException("The alphabet must not hold the character U+0000.", nameof(alphabet));
+        if (alphabet.Distinct().Count() != alphabet.Length)
+            throw new ArgumentException("The alphabet must not repeat a character.", nameof(alphabet));
+        const string Normalized = "__AuxRnnNormalized", Characters = "__AuxRnnCharacters";
+        // The tokenizer's KeyValues spell some characters specially (a space is "<␠>"): take each alphabet character's
+        // spelling from them (KeyValues entry i spells character i + 1), so MapKeyToValue → MapValueToKey finds it.
+        var probe = mlContext.Data.LoadFromEnumerable(new[] { new ClassNameRow { ClassName = "a" } });
+        var tokenized = mlContext.Transforms.Text.TokenizeIntoCharactersAsKeys(Characters, nameof(ClassNameRow.ClassName), useMarkerCharacters: false)
+            .Fit(probe).Transform(probe);
+        var spellings = default(VBuffer<ReadOnlyMemory<char>>);
+        tokenized.Schema[Characters].GetKeyValues(ref spellings);
+        var names = spellings.DenseValues().ToArray();
+        var keyData = mlContext.Data.LoadFromEnumerable(alphabet.Select(c => new ClassNameRow { ClassName = names[c - 1].ToString() }).ToList());
+        return mlContext.Transforms.Text.NormalizeText(Normalized, inputColumnName,
+                Microsoft.ML.Transforms.Text.TextNormalizingEstimator.CaseMode.Lower, keepDiacritics: false, keepPunctuations: true, keepNumbers: true)
+            .Append(mlContext.Transforms.Text.TokenizeIntoCharactersAsKeys(Characters, Normalized, useMarkerCharacters: false))
+            .Append(mlContext.Transforms.Conversion.MapKeyToValue(Characters))
+            .Append(mlContext.Transforms.Conversion.MapValueToKey(outputColumnName, Characters, keyData: keyData))
+            .Append(mlContext.Transforms.DropColumns(Normalized, Characters));
+    }
+
     /// <summary>File extensions <see cref="ListImageFolder"/> treats as images.</summary>
     public static IReadOnlyList<string> ImageExtensions { get; } = new[] { ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp" };
 

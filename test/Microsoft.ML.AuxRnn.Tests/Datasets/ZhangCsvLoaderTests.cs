@@ -78,3 +78,55 @@ public class ZhangCsvLoaderTests
         unknownAct.Should().Throw<InvalidDataException>().WithMessage("*class 3*2 class names*");
     }
 }
+
+public class CharacterFeaturizerTests
+{
+    private readonly MLContext _ml = new(seed: 1);
+
+    [Fact]
+    public void MapsCharactersToAlphabetKeysAndSurvivesSaveAndLoad()
+    {
+        var view = AuxRnnDatasets.LoadZhangCsv(_ml, TestData.Path("dbpedia", "test.csv"), maxRows: 20);
+        var model = AuxRnnDatasets.CharacterFeaturizer(_ml).Fit(view);
+        var featurized = model.Transform(view);
+
+        var type = featurized.Schema["Features"].Type.Should().BeOfType<VectorDataViewType>().Subject;
+        type.ItemType.Should().BeOfType<KeyDataViewType>().Which.Count.Should().Be((ulong)AuxRnnDatasets.ZhangAlphabet.Length);
+
+        var texts = ViewReader.Column<ReadOnlyMemory<char>>(view, "Text").Select(t => t.ToString()).ToList();
+        var keys = KeyRows(featurized);
+        keys.Should().HaveCount(20);
+        for (int i = 0; i < 3; i++)
+        {
+            string lower = texts[i].ToLowerInvariant();
+            keys[i].Length.Should().Be(lower.Length);
+            for (int c = 0; c < lower.Length; c++)
+            {
+                int expected = AuxRnnDatasets.ZhangAlphabet.IndexOf(lower[c]) + 1; // 0 (missing) outside the alphabet
+                if (expected > 0)
+                    ((int)keys[i][c]).Should().Be(expected, $"'{lower[c]}' at {c} of document {i}");
+            }
+        }
+
+        using var stream = new MemoryStream();
+        _ml.Model.Save(model, view.Schema, stream);
+        stream.Position = 0;
+        var loaded = new MLContext(seed: 3).Model.Load(stream, out _);
+        KeyRows(loaded.Transform(view)).Should().BeEquivalentTo(keys, o => o.WithStrictOrdering());
+    }
+
+    private static List<uint[]> KeyRows(IDataView view)
+    {
+        var column = view.Schema["Features"];
+        var rows = new List<uint[]>();
+        using var cursor = view.GetRowCursor(new[] { column });
+        var getter = cursor.GetGetter<VBuffer<uint>>(column);
+        var value = default(VBuffer<uint>);
+        while (cursor.MoveNext())
+        {
+            getter(ref value);
+            rows.Add(value.DenseValues().ToArray());
+        }
+        return rows;
+    }
+}
