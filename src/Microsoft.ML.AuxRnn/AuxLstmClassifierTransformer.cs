@@ -320,13 +320,14 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
     }
 
     /// <summary>
-    /// Loads the weights, after checking the stream's size against the network's parameter count (so a corrupt
-    /// stream cannot make it allocate more than the network it was checked to be).
+    /// Loads the weights, after checking the stream's size against the network's parameters and buffers (so a
+    /// corrupt stream cannot make it allocate more than the network whose shape was checked).
     /// </summary>
     private static void LoadWeights(AuxLstmNetwork network, BinaryReader reader)
     {
-        long parameterBytes = network.parameters().Sum(p => p.numel()) * sizeof(float);
-        long maxBytes = parameterBytes + 64 * 1024; // names and headers of a few dozen tensors
+        var state = network.state_dict();
+        long parameterBytes = state.Values.Sum(t => t.numel() * t.ElementSize);
+        long maxBytes = parameterBytes + state.Keys.Sum(name => 64L + 4 * name.Length) + 4096; // plus each tensor's name and header
         var buffer = new MemoryStream();
         var chunk = new byte[81920];
         int read;
@@ -344,6 +345,10 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         try
         {
             network.load(weights);
+        }
+        catch (EndOfStreamException e)
+        {
+            throw new InvalidDataException("The model's weights stream ends early; the file is truncated.", e);
         }
         catch (Exception e) when (e is ArgumentException or IOException or FormatException or InvalidOperationException or OverflowException)
         {

@@ -163,18 +163,21 @@ internal sealed class LabelKeys
         var values = Array.CreateInstance(valueRaw, classCount);
         for (int i = 0; i < classCount; i++)
         {
-            object value = valueRaw == typeof(ReadOnlyMemory<char>) ? ctx.LoadString().AsMemory()
-                : valueRaw == typeof(bool) ? reader.ReadBoolean()
-                : valueRaw == typeof(sbyte) ? reader.ReadSByte()
-                : valueRaw == typeof(byte) ? reader.ReadByte()
-                : valueRaw == typeof(short) ? reader.ReadInt16()
-                : valueRaw == typeof(ushort) ? reader.ReadUInt16()
-                : valueRaw == typeof(int) ? reader.ReadInt32()
-                : valueRaw == typeof(uint) ? reader.ReadUInt32()
-                : valueRaw == typeof(long) ? reader.ReadInt64()
-                : valueRaw == typeof(ulong) ? reader.ReadUInt64()
-                : valueRaw == typeof(float) ? reader.ReadSingle()
-                : reader.ReadDouble();
+            object value = Type.GetTypeCode(valueRaw) switch
+            {
+                TypeCode.Boolean => (object)reader.ReadBoolean(),
+                TypeCode.SByte => (object)reader.ReadSByte(),
+                TypeCode.Byte => (object)reader.ReadByte(),
+                TypeCode.Int16 => (object)reader.ReadInt16(),
+                TypeCode.UInt16 => (object)reader.ReadUInt16(),
+                TypeCode.Int32 => (object)reader.ReadInt32(),
+                TypeCode.UInt32 => (object)reader.ReadUInt32(),
+                TypeCode.Int64 => (object)reader.ReadInt64(),
+                TypeCode.UInt64 => (object)reader.ReadUInt64(),
+                TypeCode.Single => (object)reader.ReadSingle(),
+                TypeCode.Double => (object)reader.ReadDouble(),
+                _ => ctx.LoadString().AsMemory(), // text
+            };
             values.SetValue(value, i);
         }
         return new LabelKeys(keyType, TypeOf(valueRaw), values);

@@ -37,13 +37,12 @@ internal static class ConsumerProgram
     {
         string repo = RepositoryRoot();
         string source = Path.Combine(repo, "test", "ConsumerProject");
-        string folder = Directory.CreateTempSubdirectory("auxrnn-consumer-").FullName;
-        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
-        {
-            try { Directory.Delete(folder, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-        };
+        // One folder per repository and configuration, outside the repository; reused so the build is incremental.
+        string hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(repo)))[..12];
+        string folder = Path.Combine(Path.GetTempPath(), $"auxrnn-consumer-{hash}-{Configuration}");
+        Directory.CreateDirectory(folder);
         foreach (string file in Directory.GetFiles(source))
-            File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+            File.Copy(file, Path.Combine(folder, Path.GetFileName(file)), overwrite: true);
 
         string library = Path.Combine(repo, "src", "Microsoft.ML.AuxRnn", "Microsoft.ML.AuxRnn.csproj");
         var start = new ProcessStartInfo("dotnet") { WorkingDirectory = folder };

@@ -11,7 +11,14 @@ public class ConsumerProjectTests
         // Built in a temporary folder: no Directory.Build.props, no central package versions, no IsTorchSharpHost;
         // only a ProjectReference and the libtorch package, like a user's project.
         File.Exists(ConsumerProgram.DllPath).Should().BeTrue();
-        Path.GetFullPath(ConsumerProgram.DllPath).Should().NotStartWith(Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "..")));
+        var projectFolder = new DirectoryInfo(Path.GetDirectoryName(ConsumerProgram.DllPath)!).Parent!.Parent!.Parent!;
+        File.Exists(Path.Combine(projectFolder.FullName, "Consumer.csproj")).Should().BeTrue();
+        for (var dir = projectFolder.Parent; dir != null; dir = dir.Parent)
+        {
+            dir.GetFiles("*.sln").Should().BeEmpty("the consumer is built outside the repository");
+            dir.GetFiles("Directory.Build.props").Should().BeEmpty("no repository build settings apply to the consumer");
+            dir.GetFiles("Directory.Packages.props").Should().BeEmpty("no central package versions apply to the consumer");
+        }
 
         var (exitCode, output) = ConsumerProgram.Run("demo");
 
