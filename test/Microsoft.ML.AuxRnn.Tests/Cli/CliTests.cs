@@ -180,6 +180,8 @@ public class CliTests
     [Theory]
     [InlineData("Epoch 3/10: loss 0.1234, accuracy 97.1 %, 12.3 s", 3, 10, 0.1234, 0.971, 12.3, false)]
     [InlineData("Pre-training epoch 1/2: auxiliary loss 5.5, 4.0 s", 1, 2, null, null, 4.0, true)]
+    [InlineData("Epoch 1/3 (pre-training): auxiliary loss 5.5123, learning rate 0.001, 4.0 s (40 ms per batch)", 1, 3, null, null, 4.0, true)]
+    [InlineData("Epoch 3/3 (joint): loss 0.7500, auxiliary loss 2.2500, train accuracy 75.0 %, validation accuracy 70.00 %, learning rate 0.0005, 12.5 s (125 ms per batch)", 3, 3, 0.75, 0.75, 12.5, false)]
     [InlineData("Epoch 2/4: supervised loss 1.5, auxiliary loss 0.25, accuracy 50.0%, validation accuracy 40.0 %, 3 s", 2, 4, 1.5, 0.5, 3.0, false)]
     public void ProgressMonitorReadsTheTrainersEpochLines(string message, int epoch, int of, double? loss, double? accuracy, double seconds, bool pretraining)
     {
@@ -190,6 +192,16 @@ public class CliTests
         line.Accuracy.Should().BeApproximately(accuracy, 1e-9);
         line.Seconds.Should().BeApproximately(seconds, 1e-9);
         TrainingMonitor.TryParseEpoch("AuxLstmClassifier: 100 rows").Should().BeNull();
+    }
+
+    [Fact]
+    public void ProgressMonitorReadsAuxiliaryLossAndValidationAccuracy()
+    {
+        var line = TrainingMonitor.TryParseEpoch(
+            "Epoch 3/3 (joint): loss 0.7500, auxiliary loss 2.2500, train accuracy 75.0 %, validation accuracy 70.00 %, learning rate 0.0005, 12.5 s (125 ms per batch)")!;
+        line.AuxiliaryLoss.Should().Be(2.25);
+        line.ValidationAccuracy.Should().BeApproximately(0.70, 1e-9);
+        line.Accuracy.Should().BeApproximately(0.75, 1e-9);
     }
 
     private sealed class FixedResponse(byte[] body) : HttpMessageHandler
