@@ -4,8 +4,8 @@ namespace Microsoft.ML.AuxRnn.Cli.Demo;
 
 /// <summary>
 /// The demonstration's synthetic long-range task, generated in code: seven-segment digits drawn with random strokes
-/// (jittered ends, thickness, brightness, position) into the top rows of a square grey image; the rows below stay
-/// blank. Read pixel by pixel, the class is decided in the first steps and followed by a long blank tail, so a
+/// (jittered ends, thickness, size, position) in white on black into the top rows of a square image; the rows below
+/// stay blank. Read pixel by pixel, the class is decided in the first steps and followed by a long blank tail, so a
 /// supervised gradient truncated to fewer steps than the tail never reaches the pixels that matter.
 /// </summary>
 internal static class StrokeDigits
@@ -63,7 +63,6 @@ internal static class StrokeDigits
         int width = Math.Max(3, (int)(height * (0.5 + 0.2 * rng.NextDouble())));
         int top = 1 + rng.Next(0, glyphRows - 1 - height);
         int left = rng.Next(1, Math.Max(2, size - width - 1));
-        float brightness = 170 + 85 * (float)rng.NextDouble();
         float thickness = 0.6f + 0.7f * (float)rng.NextDouble();
         float Jitter() => (float)(rng.NextDouble() - 0.5) * 0.16f;
 
@@ -71,13 +70,13 @@ internal static class StrokeDigits
         {
             var (x0, y0, x1, y1) = Segments[segment - 'a'];
             Stroke(image, size, left + (x0 + Jitter()) * width, top + (y0 + Jitter()) * height,
-                left + (x1 + Jitter()) * width, top + (y1 + Jitter()) * height, thickness, brightness, glyphRows);
+                left + (x1 + Jitter()) * width, top + (y1 + Jitter()) * height, thickness, glyphRows);
         }
         return image;
     }
 
-    /// <summary>Draws an anti-aliased segment, clipped to the glyph rows.</summary>
-    private static void Stroke(float[] image, int size, float x0, float y0, float x1, float y1, float thickness, float brightness, int glyphRows)
+    /// <summary>Draws a segment in white (255): every pixel at least half covered by the stroke, clipped to the glyph rows.</summary>
+    private static void Stroke(float[] image, int size, float x0, float y0, float x1, float y1, float thickness, int glyphRows)
     {
         float dx = x1 - x0, dy = y1 - y0, length2 = Math.Max(1e-6f, dx * dx + dy * dy);
         int xMin = Math.Max(0, (int)MathF.Floor(Math.Min(x0, x1) - thickness - 1)), xMax = Math.Min(size - 1, (int)MathF.Ceiling(Math.Max(x0, x1) + thickness + 1));
@@ -90,8 +89,8 @@ internal static class StrokeDigits
                 float px = x0 + t * dx - x, py = y0 + t * dy - y;
                 float distance = MathF.Sqrt(px * px + py * py);
                 float coverage = Math.Clamp(thickness + 0.5f - distance, 0, 1);
-                if (coverage > 0)
-                    image[y * size + x] = MathF.Round(Math.Max(image[y * size + x], coverage * brightness));
+                if (coverage >= 0.5f)
+                    image[y * size + x] = 255;
             }
         }
     }
