@@ -8,14 +8,34 @@ internal static class Help
     {
         console.MarkupLine("[bold]auxrnn[/] — long-sequence classifiers with auxiliary losses (r-LSTM, p-LSTM; Trinh et al., ICML 2018)");
         console.WriteLine();
-        console.MarkupLine("  [bold]auxrnn[/]                                   built-in demonstration: truncated LSTM vs r-LSTM on a synthetic");
-        console.MarkupLine("                                           long-range task (no download; [grey]--tiny[/] for a quick run)");
-        console.MarkupLine("  [bold]auxrnn train[/] --data PATH [[--format mnist|cifar10|csv|images]] [[options]] --out model.zip");
-        console.MarkupLine("  [bold]auxrnn evaluate[/] --model model.zip --data PATH     accuracy, per-class table, confusion matrix");
-        console.MarkupLine("  [bold]auxrnn predict[/] --model model.zip FILE…            image files (or text files for csv models)");
-        console.MarkupLine("  [bold]auxrnn download[/] mnist|cifar10|dbpedia [[--cache DIR]]  fetch, verify checksums, cache");
+        foreach (var (usage, meaning) in new[]
+        {
+            ("auxrnn", "the built-in demonstration: truncated LSTM vs r-LSTM on a synthetic long-range task (no download)"),
+            ("auxrnn train --data PATH [--format mnist|cifar10|csv|images] [options] --out model.zip", "train, save, then evaluate on the data's test split"),
+            ("auxrnn evaluate --model model.zip --data PATH", "accuracy, per-class table, confusion matrix"),
+            ("auxrnn predict --model model.zip FILE…", "classify image files (text files for csv models)"),
+            ("auxrnn download mnist|cifar10|dbpedia", "fetch into the cache and verify checksums"),
+            ("auxrnn help [demo|train]", "this text"),
+        })
+        {
+            console.MarkupLine("  [bold]" + Markup.Escape(usage) + "[/]");
+            console.MarkupLine("      " + Markup.Escape(meaning));
+        }
         console.WriteLine();
-        if (command is "train" or null or "demo")
+        if (command is "demo" or null)
+        {
+            var demo = new Table().Border(TableBorder.Simple).Title("demo (the default command)");
+            demo.AddColumn("option").AddColumn("meaning");
+            demo.AddRow("--tiny", "a few seconds: tiny data and network (what CI runs)");
+            demo.AddRow("--rows N / --test-rows N / --epochs N", "training images, held-out images, epochs (default 2,000 / 500 / 40)");
+            demo.AddRow("--size N / --glyph-rows N", "image side and rows the digit may use (default 12 / 10: the last 2 rows are blank)");
+            demo.AddRow("--truncation-length N|none", "steps the label's gradient reaches, for both models (default 8)");
+            demo.AddRow("--auxiliary-truncation-length N / --segment-length N", "r-LSTM's auxiliary gradient window and reconstructed segment (default 64 / 64)");
+            demo.AddRow("--hidden-size N / --batch-size N / --learning-rate X / --seed N", "network and optimizer (default 64 / 32 / 0.003 / 1)");
+            demo.AddRow("--only lstm|r-lstm", "train one of the two models");
+            console.Write(demo);
+        }
+        if (command is "train" or null)
         {
             var data = new Table().Border(TableBorder.Simple).Title("train: data");
             data.AddColumn("option").AddColumn("meaning");
