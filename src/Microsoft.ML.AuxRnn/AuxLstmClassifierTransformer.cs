@@ -96,8 +96,8 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
 
     internal NetworkShape Shape => _network.Shape;
 
-    /// <summary>Per-epoch figures from Fit (empty for a loaded model).</summary>
-    internal IReadOnlyList<EpochReport> TrainingHistory { get; }
+    /// <summary>Per-epoch figures from Fit: losses, accuracies, time, learning rate (empty for a loaded model).</summary>
+    public IReadOnlyList<EpochReport> TrainingHistory { get; }
 
     /// <summary>Forward passes run so far (one per scored mini-batch or per single row).</summary>
     internal long ForwardPasses => Interlocked.Read(ref _forwardPasses);
