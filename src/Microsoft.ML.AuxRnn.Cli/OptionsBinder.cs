@@ -9,7 +9,8 @@ namespace Microsoft.ML.AuxRnn.Cli;
 /// Maps command-line options one to one onto <see cref="AuxLstmClassifierOptions"/>: every settable member of a
 /// simple type is an option named in kebab case (<c>HiddenSize</c> → <c>--hidden-size</c>). Nullable integers take
 /// <c>none</c> for null (<c>--truncation-length none</c> = full backpropagation through time); enums take their
-/// names, case-insensitively; booleans may be given alone.
+/// names, case-insensitively; booleans may be given alone; durations take seconds or a unit (<c>90s</c>, <c>5m</c>,
+/// <c>1.5h</c>) or hh:mm:ss.
 /// </summary>
 internal static class OptionsBinder
 {
@@ -78,6 +79,8 @@ internal static class OptionsBinder
                 : throw new UsageException($"--{name} takes a number, not '{text}'.");
         if (type == typeof(bool))
             return bool.TryParse(text, out bool b) ? b : throw new UsageException($"--{name} takes true or false, not '{text}'.");
+        if (type == typeof(TimeSpan))
+            return ParseDuration(text) ?? throw new UsageException($"--{name} takes a duration (90s, 5m, 1.5h or hh:mm:ss){(inner != null ? " or 'none'" : "")}, not '{text}'.");
         if (type.IsEnum)
         {
             if (Enum.TryParse(type, text.Replace("-", ""), ignoreCase: true, out object? value) && Enum.IsDefined(type, value!))
@@ -96,7 +99,7 @@ internal static class OptionsBinder
         {
             Type type = Nullable.GetUnderlyingType(member.PropertyType) ?? member.PropertyType;
             string values = type.IsEnum ? string.Join("|", Enum.GetNames(type).Select(n => n.ToLowerInvariant()))
-                : type == typeof(int) ? "N" : type == typeof(double) ? "X" : type == typeof(bool) ? "true|false" : "TEXT";
+                : type == typeof(int) ? "N" : type == typeof(double) ? "X" : type == typeof(bool) ? "true|false" : type == typeof(TimeSpan) ? "DURATION" : "TEXT";
             if (Nullable.GetUnderlyingType(member.PropertyType) != null)
                 values += "|none";
             object? value = member.GetValue(defaults);
@@ -106,6 +109,7 @@ internal static class OptionsBinder
                 double d => d.ToString(CultureInfo.InvariantCulture),
                 Enum e => e.ToString().ToLowerInvariant(),
                 bool b => b ? "true" : "false",
+                TimeSpan t => t.ToString("c", CultureInfo.InvariantCulture),
                 _ => System.Convert.ToString(value, CultureInfo.InvariantCulture) ?? "",
             };
             docs.TryGetValue(member.Name, out string? description);
@@ -116,7 +120,17 @@ internal static class OptionsBinder
     private static bool IsSimple(Type type)
     {
         type = Nullable.GetUnderlyingType(type) ?? type;
-        return type == typeof(int) || type == typeof(double) || type == typeof(bool) || type == typeof(string) || type.IsEnum;
+        return type == typeof(int) || type == typeof(double) || type == typeof(bool) || type == typeof(string) || type == typeof(TimeSpan) || type.IsEnum;
+    }
+
+    private static TimeSpan? ParseDuration(string text)
+    {
+        text = text.Trim();
+        double scale = text.EndsWith('h') ? 3600 : text.EndsWith('m') ? 60 : 1;
+        string number = text.TrimEnd('h', 'm', 's');
+        if (double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) && value >= 0 && double.IsFinite(value))
+            return TimeSpan.FromSeconds(value * scale);
+        return text.Contains(':') && TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out var span) ? span : null;
     }
 
     private static Dictionary<string, string> LoadDocs()

@@ -14,10 +14,11 @@ internal static class DemoCommand
 {
     /// <summary>Sizes of a run; <see cref="Default"/> finishes in a few minutes on 2 CPU cores, <see cref="Tiny"/> in seconds (CI).</summary>
     internal sealed record Settings(int Size, int GlyphRows, int TrainRows, int TestRows, int Epochs, int Hidden, int BatchSize,
-        int? Truncation, int? AuxiliaryTruncation, int SegmentLength, double LearningRate, int Seed)
+        int? Truncation, int? AuxiliaryTruncation, int SegmentLength, double LearningRate, int Seed, int MaxSecondsPerModel = 0)
     {
         public static Settings Default { get; } = new(Size: 12, GlyphRows: 10, TrainRows: 2000, TestRows: 500, Epochs: 40, Hidden: 64,
-            BatchSize: 32, Truncation: 8, AuxiliaryTruncation: 64, SegmentLength: 64, LearningRate: 3e-3, Seed: 1);
+            BatchSize: 32, Truncation: 8, AuxiliaryTruncation: 64, SegmentLength: 64, LearningRate: 3e-3, Seed: 1,
+            MaxSecondsPerModel: 140); // the whole demonstration stays under 5 minutes on a slow machine
 
         public static Settings Tiny { get; } = new(Size: 12, GlyphRows: 10, TrainRows: 60, TestRows: 30, Epochs: 1, Hidden: 8,
             BatchSize: 30, Truncation: 8, AuxiliaryTruncation: 64, SegmentLength: 64, LearningRate: 3e-3, Seed: 1);
@@ -37,6 +38,7 @@ internal static class DemoCommand
             TestRows = line.Int("test-rows", 10) ?? s.TestRows,
             Epochs = line.Int("epochs", 1) ?? s.Epochs,
             Seed = line.Int("seed") ?? s.Seed,
+            MaxSecondsPerModel = line.Int("max-seconds", 0) ?? s.MaxSecondsPerModel,
             Size = line.Int("size", 8) ?? s.Size,
             Hidden = line.Int("hidden-size", 1) ?? s.Hidden,
             BatchSize = line.Int("batch-size", 1) ?? s.BatchSize,
@@ -95,6 +97,7 @@ internal static class DemoCommand
                 Optimizer = AuxOptimizer.Adam,
                 Seed = s.Seed,
                 Device = ComputeDevice.Cpu,
+                MaxTrainingTime = s.MaxSecondsPerModel > 0 ? TimeSpan.FromSeconds(s.MaxSecondsPerModel) : null,
             };
             var epochs = new List<EpochLine>();
             var clock = Stopwatch.StartNew();
@@ -106,11 +109,11 @@ internal static class DemoCommand
 
         var table = new Table().Border(TableBorder.Rounded).Title($"Held-out accuracy on {s.TestRows:N0} images ({s.Steps:N0} steps each; chance 10 %)");
         table.AddColumn("model").AddColumn(new TableColumn("test accuracy").RightAligned()).AddColumn(new TableColumn("final training loss").RightAligned())
-            .AddColumn(new TableColumn("training time").RightAligned());
+            .AddColumn(new TableColumn("epochs").RightAligned()).AddColumn(new TableColumn("training time").RightAligned());
         foreach (var r in results)
         {
             string loss = r.Epochs.LastOrDefault()?.Loss is double l ? l.ToString("F3") : "–";
-            table.AddRow(r.Name, $"[bold]{r.Test.Accuracy:P1}[/]", loss, $"{r.Seconds:N0} s");
+            table.AddRow(r.Name, $"[bold]{r.Test.Accuracy:P1}[/]", loss, r.Epochs.Count.ToString(), $"{r.Seconds:N0} s");
         }
         console.Write(table);
 

@@ -32,6 +32,7 @@ internal static class Help
             demo.AddRow("--truncation-length N|none", "steps the label's gradient reaches, for both models (default 8)");
             demo.AddRow("--auxiliary-truncation-length N / --segment-length N", "r-LSTM's auxiliary gradient window and reconstructed segment (default 64 / 64)");
             demo.AddRow("--hidden-size N / --batch-size N / --learning-rate X / --seed N", "network and optimizer (default 64 / 32 / 0.003 / 1)");
+            demo.AddRow("--max-seconds N", "stop each model's training after N seconds (default 140; 0: no limit)");
             demo.AddRow("--only lstm|r-lstm", "train one of the two models");
             console.Write(demo);
         }

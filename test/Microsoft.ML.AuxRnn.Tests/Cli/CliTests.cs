@@ -117,7 +117,7 @@ public class CliTests
         OptionsBinder.Members.Select(m => m.Name).Should().BeEquivalentTo(simple);
 
         var line = Microsoft.ML.AuxRnn.Cli.CommandLine.Parse(new[] { "train", "--hidden-size", "12", "--truncation-length", "none", "--auxiliary-loss", "predict",
-            "--reverse-reconstruction", "false", "--learning-rate", "0.01", "--optimizer", "adam" }, OptionsBinder.BooleanOptionNames);
+            "--reverse-reconstruction", "false", "--learning-rate", "0.01", "--optimizer", "adam", "--max-training-time", "1.5m" }, OptionsBinder.BooleanOptionNames);
         var options = new AuxLstmClassifierOptions();
         OptionsBinder.Bind(line, options);
         options.HiddenSize.Should().Be(12);
@@ -126,6 +126,9 @@ public class CliTests
         options.ReverseReconstruction.Should().BeFalse();
         options.LearningRate.Should().Be(0.01);
         options.Optimizer.Should().Be(AuxOptimizer.Adam);
+        options.MaxTrainingTime.Should().Be(TimeSpan.FromSeconds(90));
+        OptionsBinder.Convert("00:02:00", typeof(TimeSpan?), "max-training-time").Should().Be(TimeSpan.FromMinutes(2));
+        OptionsBinder.Convert("none", typeof(TimeSpan?), "max-training-time").Should().BeNull();
 
         var help = Run("help", "train");
         help.ExitCode.Should().Be(0);
