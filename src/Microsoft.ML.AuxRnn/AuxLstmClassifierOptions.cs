@@ -112,10 +112,19 @@ public sealed class AuxLstmClassifierOptions
     /// <summary>r-LSTM: up to this many of the segment's steps may lie after the anchor. Default 0.</summary>
     public int SpillPastAnchor { get; set; }
 
+    /// <summary>
+    /// LSTM layers of the auxiliary decoder: the bottom one starts from the main LSTM's state at the anchor, the
+    /// others from zeros. Default 2 (the paper's; "stacking a second layer" helps in its ablation).
+    /// </summary>
+    public int DecoderLayers { get; set; } = 2;
+
     /// <summary>Initial probability that a decoder is fed its own prediction instead of the true input. Default 0 (teacher forcing).</summary>
     public double ScheduledSamplingProbability { get; set; }
 
-    /// <summary>Training steps over which <see cref="ScheduledSamplingProbability"/> anneals linearly to zero. Default 10,000.</summary>
+    /// <summary>
+    /// Training steps (mini-batches, both phases counted) over which <see cref="ScheduledSamplingProbability"/>
+    /// anneals linearly to zero. Default 10,000. While it is above zero the decoder runs step by step (slower).
+    /// </summary>
     public int ScheduledSamplingSteps { get; set; } = 10_000;
 
     /// <summary>Epochs of auxiliary loss only, before joint training. Default 0. Ignored without an auxiliary loss.</summary>
@@ -135,7 +144,8 @@ public sealed class AuxLstmClassifierOptions
 
     /// <summary>
     /// After pre-training, the learning rate is halved every this many epochs; 0 (default) never. Pre-training
-    /// always halves it once halfway through.
+    /// always halves it once halfway through (counted in steps); joint training starts again from
+    /// <see cref="LearningRate"/>.
     /// </summary>
     public int LearningRateHalvingEpochs { get; set; }
 
@@ -156,6 +166,12 @@ public sealed class AuxLstmClassifierOptions
 
     /// <summary>Intra-op threads for libtorch on the CPU. <c>null</c> (default): libtorch's own choice.</summary>
     public int? NumberOfThreads { get; set; }
+
+    /// <summary>
+    /// Optional time budget for training: once this much time has passed, training stops after the current
+    /// mini-batch (the epoch so far is reported and, with a validation set, scored). <c>null</c> (default): no limit.
+    /// </summary>
+    public TimeSpan? MaxTrainingTime { get; set; }
 
     /// <summary>Optional folder for per-epoch checkpoints; a later Fit given the same folder resumes from the last one.</summary>
     public string? CheckpointFolder { get; set; }
@@ -196,6 +212,7 @@ public sealed class AuxLstmClassifierOptions
         Require(SegmentsPerSequence >= 1, nameof(SegmentsPerSequence), SegmentsPerSequence, "must be at least 1");
         Require(DistantPastRange >= 0, nameof(DistantPastRange), DistantPastRange, "must be at least 0");
         Require(SpillPastAnchor >= 0 && SpillPastAnchor < SegmentLength, nameof(SpillPastAnchor), SpillPastAnchor, "must be at least 0 and less than SegmentLength");
+        Require(DecoderLayers is >= 1 and <= 8, nameof(DecoderLayers), DecoderLayers, "must be between 1 and 8");
         Require(ScheduledSamplingProbability is >= 0 and <= 1, nameof(ScheduledSamplingProbability), ScheduledSamplingProbability, "must be in [0, 1]");
         Require(ScheduledSamplingSteps >= 1, nameof(ScheduledSamplingSteps), ScheduledSamplingSteps, "must be at least 1");
         Require(PretrainEpochs >= 0, nameof(PretrainEpochs), PretrainEpochs, "must be at least 0");
@@ -208,6 +225,7 @@ public sealed class AuxLstmClassifierOptions
         Require(GradientClipNorm >= 0 && double.IsFinite(GradientClipNorm), nameof(GradientClipNorm), GradientClipNorm, "must be 0 (off) or positive");
         Require(Enum.IsDefined(Device), nameof(Device), Device, "is not a defined value");
         Require(ScoringBatchSize >= 1, nameof(ScoringBatchSize), ScoringBatchSize, "must be at least 1");
+        Require(MaxTrainingTime is null || MaxTrainingTime > TimeSpan.Zero, nameof(MaxTrainingTime), MaxTrainingTime, "must be null or positive");
         Require(NumberOfThreads is null or >= 1, nameof(NumberOfThreads), NumberOfThreads, "must be null or at least 1");
     }
 

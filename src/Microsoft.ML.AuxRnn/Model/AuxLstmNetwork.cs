@@ -40,32 +40,48 @@ internal sealed class AuxLstmNetwork : nn.Module
 
     public LSTM Lstm => _lstm;
 
+    /// <summary>The embedding table (V, E) or the projection's weight (E, S): its gradient shows which steps a loss reached.</summary>
+    internal Parameter EncoderWeight => (_embedding?.weight ?? _projection!.weight)!;
+
     /// <summary>Parameters of the classifier head only (what the labels train when truncation is 0).</summary>
     public IEnumerable<Parameter> ClassifierParameters() =>
         _fc1.parameters().Concat(_fc2.parameters()).Concat(_out.parameters());
 
+    /// <summary>Parameters of the input encoder and the LSTM: everything but the classifier head (what pre-training trains).</summary>
+    public IEnumerable<Parameter> SequenceParameters() =>
+        (_embedding?.parameters() ?? _projection!.parameters()).Concat(_lstm.parameters());
+
+    /// <summary>
+    /// The batch's raw input on <paramref name="device"/>: tokens (B, T) as int64 or values (B, T, S) as float32.
+    /// Throws when a token is outside the vocabulary or a value is not finite, naming the row and step.
+    /// </summary>
+    public Tensor RawInput(SequenceBatch batch, Device device)
+    {
+        CheckInput(batch);
+        if (batch.Tokens is { } tokens)
+            return tensor(tokens, new long[] { batch.Count, batch.MaxLength }, device: device);
+        return tensor(batch.Values!, new long[] { batch.Count, batch.MaxLength, batch.StepSize }, device: device);
+    }
+
+    /// <summary>Embeds tokens (…, T) or projects values (…, T, S) to (…, T, E).</summary>
+    public Tensor EncodeRaw(Tensor raw) => _embedding is not null ? _embedding.forward(raw) : _projection!.forward(raw);
+
     /// <summary>Encodes steps <paramref name="start"/>..start+count of a batch: (B, count, E).</summary>
     public Tensor Encode(SequenceBatch batch, int start, int count, Device device)
     {
-        if (batch.Tokens is { } tokens)
-        {
-            using var t = tensor(tokens, new long[] { batch.Count, batch.MaxLength }, device: CPU);
-            using var slice = t.narrow(1, start, count);
-            using var onDevice = slice.to(device);
-            return _embedding!.forward(onDevice);
-        }
-
-        using var v = tensor(batch.Values!, new long[] { batch.Count, batch.MaxLength, batch.StepSize }, device: CPU);
-        using var vslice = v.narrow(1, start, count);
-        using var vdev = vslice.to(device);
-        return _projection!.forward(vdev);
+        using var raw = RawInput(batch, device);
+        using var slice = raw.narrow(1, start, count);
+        return EncodeRaw(slice);
     }
 
     /// <summary>Encodes the whole batch: (B, T, E).</summary>
     public Tensor Encode(SequenceBatch batch, Device device) => Encode(batch, 0, batch.MaxLength, device);
 
-    /// <summary>Class logits from final LSTM states (B, H).</summary>
-    public Tensor Classify(Tensor finalState)
+    /// <summary>
+    /// Class logits from final LSTM states (B, H). In training mode the second layer's weights are dropped
+    /// (DropConnect) with masks drawn from <paramref name="generator"/> (the global generator when null).
+    /// </summary>
+    public Tensor Classify(Tensor finalState, Generator? generator = null)
     {
         using var scope = NewDisposeScope();
         var h = nn.functional.relu(_fc1.forward(finalState));
@@ -73,7 +89,7 @@ internal sealed class AuxLstmNetwork : nn.Module
         if (training && Shape.DropConnect > 0)
         {
             // DropConnect: drop individual weights (not units) of the second layer, rescaled to keep expectations.
-            using var keep = bernoulli(full_like(w2, 1 - Shape.DropConnect));
+            using var keep = bernoulli(full_like(w2, 1 - Shape.DropConnect), generator);
             w2 = w2 * keep / (1 - Shape.DropConnect);
         }
         h = nn.functional.relu(nn.functional.linear(h, w2, _fc2.bias));
@@ -91,6 +107,13 @@ internal sealed class AuxLstmNetwork : nn.Module
     }
 
     /// <summary>
+    /// (h, c) of the main LSTM at each requested (row, position) of <paramref name="raw"/>, from zero states and
+    /// with gradient only if gradient mode is on; see <see cref="LstmRunner"/>.
+    /// </summary>
+    public (Tensor H, Tensor C) StatesAt(Tensor raw, Tensor? h0, Tensor? c0, IReadOnlyList<StateRequest> requests, int maxChunk) =>
+        LstmRunner.StatesAt(_lstm, EncodeRaw, raw, h0, c0, Shape.HiddenSize, requests, maxChunk);
+
+    /// <summary>
     /// Final states of every row, computed without gradient in chunks of <see cref="ForwardChunk"/> steps, so
     /// memory does not grow with sequence length.
     /// </summary>
@@ -98,22 +121,48 @@ internal sealed class AuxLstmNetwork : nn.Module
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        var final = zeros(batch.Count, Shape.HiddenSize, device: device);
-        (Tensor h, Tensor c)? state = null;
-        for (int start = 0; start < batch.MaxLength; start += ForwardChunk)
+        var raw = RawInput(batch, device);
+        var requests = new StateRequest[batch.Count];
+        for (int i = 0; i < batch.Count; i++)
+            requests[i] = new StateRequest(i, batch.Lengths[i]);
+        var (h, _) = StatesAt(raw, null, null, requests, ForwardChunk);
+        return h.MoveToOuterDisposeScope();
+    }
+
+    private void CheckInput(SequenceBatch batch)
+    {
+        if (batch.IsDiscrete != Shape.Discrete)
+            throw new ArgumentException($"The batch holds {(batch.IsDiscrete ? "tokens" : "values")} but the network reads {(Shape.Discrete ? "tokens" : "values")}.", nameof(batch));
+        for (int i = 0; i < batch.Count; i++)
         {
-            int count = Math.Min(ForwardChunk, batch.MaxLength - start);
-            var x = Encode(batch, start, count, device);
-            var (y, h, c) = _lstm.forward(x, state);
-            state = (h, c);
-            for (int i = 0; i < batch.Count; i++)
+            if (batch.Lengths[i] < 1)
+                throw new ArgumentException($"Row {i} of the batch is empty; every sequence needs at least one step.", nameof(batch));
+        }
+
+        if (batch.Tokens is { } tokens)
+        {
+            for (int k = 0; k < tokens.Length; k++)
             {
-                int last = batch.Lengths[i] - 1;
-                if (last >= start && last < start + count)
-                    final[i].copy_(y[i, last - start]);
+                if ((ulong)tokens[k] >= (ulong)Shape.Vocabulary)
+                    throw new ArgumentOutOfRangeException(nameof(batch), tokens[k],
+                        $"Token {tokens[k]} at row {k / batch.MaxLength}, step {k % batch.MaxLength} is outside the vocabulary 0..{Shape.Vocabulary - 1}.");
             }
         }
-        return final.MoveToOuterDisposeScope();
+        else
+        {
+            if (batch.StepSize != Shape.StepSize)
+                throw new ArgumentException($"The batch has {batch.StepSize} values per step but the network reads {Shape.StepSize}.", nameof(batch));
+            var values = batch.Values!;
+            for (int k = 0; k < values.Length; k++)
+            {
+                if (!float.IsFinite(values[k]))
+                {
+                    long step = k / batch.StepSize;
+                    throw new ArgumentOutOfRangeException(nameof(batch), values[k],
+                        $"Value {values[k]} at row {step / batch.MaxLength}, step {step % batch.MaxLength} is not a finite number.");
+                }
+            }
+        }
     }
 
     /// <summary>Class probabilities, row-major (B × K), computed in evaluation mode without gradient.</summary>

@@ -1,8 +1,10 @@
 using System.Diagnostics;
+using System.Globalization;
 using Microsoft.ML.AuxRnn.Data;
 using Microsoft.ML.AuxRnn.Model;
 using Microsoft.ML.Runtime;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.AuxRnn.Training;
@@ -10,12 +12,33 @@ namespace Microsoft.ML.AuxRnn.Training;
 /// <summary>What <see cref="AuxLstmTrainer.Train"/> returns.</summary>
 internal sealed record TrainingResult(AuxLstmNetwork Network, IReadOnlyList<EpochReport> Epochs);
 
-/// <summary>One epoch's figures, as reported on the log channel.</summary>
-internal sealed record EpochReport(int Epoch, bool Pretraining, double SupervisedLoss, double AuxiliaryLoss, double TrainAccuracy, double? ValidationAccuracy, TimeSpan Elapsed);
+/// <summary>One epoch's figures, as reported on the log channel and kept in <see cref="AuxLstmClassifierTransformer.TrainingHistory"/>.</summary>
+/// <param name="Epoch">1-based, counted over both phases.</param>
+/// <param name="Pretraining">Whether the epoch trained the auxiliary loss only.</param>
+/// <param name="SupervisedLoss">Mean training cross-entropy of the labels (0 in pre-training).</param>
+/// <param name="AuxiliaryLoss">Mean auxiliary loss per row (0 without one).</param>
+/// <param name="TrainAccuracy">Accuracy on the training batches, in training mode (0 in pre-training).</param>
+/// <param name="ValidationAccuracy">Accuracy on the validation set, when there is one (joint epochs only).</param>
+/// <param name="Elapsed">Wall time of the epoch's training steps.</param>
+public sealed record EpochReport(int Epoch, bool Pretraining, double SupervisedLoss, double AuxiliaryLoss, double TrainAccuracy, double? ValidationAccuracy, TimeSpan Elapsed)
+{
+    /// <summary>Learning rate of the epoch's last step.</summary>
+    public double LearningRate { get; init; }
+
+    /// <summary>Scheduled-sampling probability of the epoch's last step.</summary>
+    public double SamplingProbability { get; init; }
+
+    /// <summary>Mini-batches trained in the epoch (fewer than a full epoch's when <see cref="AuxLstmClassifierOptions.MaxTrainingTime"/> ran out).</summary>
+    public int Batches { get; init; }
+}
 
 /// <summary>
-/// The training loop. (First version: joint supervised training with full BPTT; the auxiliary losses,
-/// truncation schedule and phases are added in Training/.)
+/// Trains an <see cref="AuxLstmNetwork"/> the way the paper does: optional pre-training on the auxiliary loss only,
+/// then joint training of the supervised and auxiliary losses, both with truncated backpropagation
+/// (<see cref="TruncatedBptt"/>), anchors sampled per row and step (<see cref="AnchorSampler"/>), an
+/// <see cref="AuxiliaryDecoder"/> with scheduled sampling, RMSProp (or Adam), learning-rate halving
+/// (<see cref="TrainingSchedule"/>), gradient-norm clipping, best-epoch selection on a validation set and
+/// per-epoch checkpoints.
 /// </summary>
 internal sealed class AuxLstmTrainer
 {
@@ -25,55 +48,315 @@ internal sealed class AuxLstmTrainer
 
     public AuxLstmTrainer(IHost host, AuxLstmClassifierOptions options, int seed)
     {
-        _host = host;
+        _host = host ?? throw new ArgumentNullException(nameof(host));
+        _host.CheckValue(options, nameof(options));
+        options.Validate();
         _options = options;
         _seed = seed;
     }
 
+    /// <summary>Called after each epoch with its report and the network as it is then (tests watch memory, schedules and weights through it).</summary>
+    internal Action<EpochReport, AuxLstmNetwork>? EpochCompleted { get; set; }
+
+    /// <summary>Runs the decoder step by step even without scheduled sampling (tests).</summary>
+    internal bool StepwiseDecoder { get; set; }
+
+    /// <summary>
+    /// The modules a run with <paramref name="seed"/> starts from: the network, and the decoder when there is an
+    /// auxiliary loss. Initialization draws from torch's global generator, seeded here.
+    /// </summary>
+    internal static (AuxLstmNetwork Network, AuxiliaryDecoder? Decoder) InitializeModules(NetworkShape shape, int seed, int decoderLayers = 2)
+    {
+        random.manual_seed(seed);
+        var network = new AuxLstmNetwork(shape);
+        var decoder = shape.AuxiliaryLoss == AuxiliaryLoss.None ? null : new AuxiliaryDecoder(shape, decoderLayers);
+        return (network, decoder);
+    }
+
     public TrainingResult Train(SequenceDataset train, SequenceDataset? validation, NetworkShape shape, Device device)
     {
-        using var ch = _host.Start("Training");
-        random.manual_seed(_seed);
-        var rng = new Random(_seed);
-        var network = new AuxLstmNetwork(shape);
-        network.to(device);
-        var optimizer = optim.RMSProp(network.parameters(), lr: _options.LearningRate);
-        var reports = new List<EpochReport>();
-        int[] order = Enumerable.Range(0, train.Count).ToArray();
-        for (int epoch = 1; epoch <= _options.Epochs; epoch++)
+        _host.CheckValue(train, nameof(train));
+        _host.CheckValue(shape, nameof(shape));
+        CheckData(train, shape, "training");
+        if (validation is not null)
+            CheckData(validation, shape, "validation");
+        if (shape.AuxiliaryLoss != _options.AuxiliaryLoss)
+            throw new ArgumentException($"The network shape's auxiliary loss {shape.AuxiliaryLoss} differs from the options' {_options.AuxiliaryLoss}.", nameof(shape));
+
+        using var ch = _host.Start("Training AuxLstm");
+        if (_options.NumberOfThreads is { } threads)
+            set_num_threads(threads);
+        CpuTuning.FlushDenormals(true);
+        using var retention = CpuTuning.RetainFreedMemory();
+
+        var schedule = new TrainingSchedule(_options, (train.Count + _options.BatchSize - 1) / _options.BatchSize);
+        var (network, decoder) = InitializeModules(shape, _seed, _options.DecoderLayers);
+        OptimizerHelper? optimizer = null;
+        AuxLstmNetwork? best = null;
+        var generator = new Generator((ulong)_seed, device);
+        try
         {
-            var watch = Stopwatch.StartNew();
-            rng.Shuffle(order);
-            double lossSum = 0;
-            int correct = 0, seen = 0;
-            network.train();
-            for (int start = 0; start < order.Length; start += _options.BatchSize)
+            network.to(device);
+            decoder?.to(device);
+            bool optimizerPretraining = false;
+            var progress = new TrainingProgress();
+            string fingerprint = Fingerprint(shape, train);
+            if (_options.CheckpointFolder is { } folder
+                && TrainingCheckpoint.TryLoad(folder, fingerprint, network, decoder, p => CreateOptimizer(network, decoder, p),
+                    schedule.IsPretraining, () => NewNetwork(shape, device)) is { } resumed)
             {
-                _host.CheckAlive();
-                int count = Math.Min(_options.BatchSize, order.Length - start);
-                var batch = train.GetBatch(order.AsSpan(start, count));
-                using var scope = NewDisposeScope();
-                var x = network.Encode(batch, device);
-                var (y, _, _) = network.Lstm.forward(x);
-                var logits = network.Classify(AuxLstmNetwork.GatherLast(y, batch.Lengths, 0));
-                var labels = tensor(batch.Labels, device: device);
-                var loss = nn.functional.cross_entropy(logits, labels);
-                optimizer.zero_grad();
-                loss.backward();
-                if (_options.GradientClipNorm > 0)
-                    nn.utils.clip_grad_norm_(network.parameters(), _options.GradientClipNorm);
-                optimizer.step();
-                lossSum += loss.item<float>() * count;
-                correct += (int)logits.argmax(1).eq(labels).sum().item<long>();
-                seen += count;
+                (progress, optimizer, optimizerPretraining, best) = resumed;
+                ch.Info($"Resuming from '{TrainingCheckpoint.PathIn(folder)}' after epoch {progress.EpochsDone} of {schedule.TotalEpochs}.");
             }
 
-            var report = new EpochReport(epoch, false, lossSum / seen, 0, (double)correct / seen, null, watch.Elapsed);
-            reports.Add(report);
-            ch.Info($"Epoch {epoch}/{_options.Epochs}: loss {report.SupervisedLoss:F4}, accuracy {report.TrainAccuracy:P1}, {report.Elapsed.TotalSeconds:F1} s");
-        }
+            var objective = new AuxObjective(network, decoder, new TruncatedBptt(_options), device) { StepwiseDecoder = StepwiseDecoder };
+            var sampler = new AnchorSampler(_options);
+            int epochNow = progress.EpochsDone, batchNow = 0;
+            double lossNow = double.NaN;
+            using var pch = _host.StartProgressChannel("Training AuxLstm");
+            pch.SetHeader(new ProgressHeader(new[] { "Loss" }, new[] { "Epoch", "Batch" }), e =>
+            {
+                e.SetProgress(0, epochNow, schedule.TotalEpochs);
+                e.SetProgress(1, batchNow, schedule.BatchesPerEpoch);
+                e.SetMetric(0, lossNow);
+            });
 
-        network.eval();
-        return new TrainingResult(network, reports);
+            var order = new int[train.Count];
+            var budget = Stopwatch.StartNew();
+            bool outOfTime = false;
+            for (int epoch = progress.EpochsDone; epoch < schedule.TotalEpochs; epoch++)
+            {
+                bool pretraining = schedule.IsPretraining(epoch);
+                if (optimizer is null || optimizerPretraining != pretraining)
+                {
+                    optimizer?.Dispose();
+                    optimizer = CreateOptimizer(network, decoder, pretraining);
+                    optimizerPretraining = pretraining;
+                }
+
+                // Every random source of an epoch is seeded from (seed, epoch): runs repeat exactly, and resume exactly.
+                var rng = new Random((int)(TrainingSchedule.EpochSeed(_seed, epoch, 1) & int.MaxValue));
+                generator.manual_seed(TrainingSchedule.EpochSeed(_seed, epoch, 2));
+                for (int i = 0; i < order.Length; i++)
+                    order[i] = i;
+                rng.Shuffle(order);
+
+                network.train();
+                decoder?.train();
+                var watch = Stopwatch.StartNew();
+                double supervisedSum = 0, auxiliarySum = 0, lr = 0, sampling = 0;
+                int correct = 0, seen = 0;
+                epochNow = epoch;
+                int batches = 0;
+                for (int b = 0; b < schedule.BatchesPerEpoch; b++)
+                {
+                    _host.CheckAlive();
+                    if (_options.MaxTrainingTime is { } limit && budget.Elapsed >= limit)
+                    {
+                        outOfTime = true;
+                        break;
+                    }
+
+                    batchNow = b;
+                    int start = b * _options.BatchSize;
+                    int count = Math.Min(_options.BatchSize, order.Length - start);
+                    var batch = train.GetBatch(order.AsSpan(start, count));
+                    var segments = sampler.Sample(batch.Lengths, rng);
+                    lr = schedule.LearningRate(epoch, b);
+                    sampling = schedule.SamplingProbability(progress.GlobalStep);
+                    foreach (var group in optimizer.ParamGroups)
+                        group.LearningRate = lr;
+
+                    using (var scope = NewDisposeScope())
+                    {
+                        var losses = objective.Compute(batch, segments, !pretraining, sampling, generator);
+                        var total = losses.Total;
+                        if (total is not null)
+                        {
+                            float value = total.item<float>();
+                            if (!float.IsFinite(value))
+                                throw Diverged(epoch, b, $"the {(pretraining ? "auxiliary" : "training")} loss is {value}");
+                            optimizer.zero_grad();
+                            total.backward();
+                            if (_options.GradientClipNorm > 0)
+                            {
+                                double norm = nn.utils.clip_grad_norm_(optimizer.parameters(), _options.GradientClipNorm);
+                                if (!double.IsFinite(norm))
+                                    throw Diverged(epoch, b, $"the gradient norm is {norm}");
+                            }
+                            optimizer.step();
+                            lossNow = value;
+                        }
+
+                        if (losses.Supervised is not null)
+                        {
+                            supervisedSum += losses.Supervised.item<float>() * count;
+                            using var labels = tensor(batch.Labels, device: device);
+                            correct += (int)losses.Logits!.argmax(1).eq(labels).sum().item<long>();
+                        }
+                        if (losses.Auxiliary is not null)
+                            auxiliarySum += losses.Auxiliary.item<float>() * count;
+                        seen += count;
+                    }
+                    progress.GlobalStep++;
+                    batches++;
+                }
+                watch.Stop();
+                if (batches == 0)
+                    break;
+
+                double? validationAccuracy = null;
+                if (!pretraining && validation is not null)
+                {
+                    validationAccuracy = Accuracy(network, validation, device);
+                    if (progress.BestAccuracy is null || validationAccuracy > progress.BestAccuracy)
+                    {
+                        progress.BestAccuracy = validationAccuracy;
+                        progress.BestEpoch = epoch + 1;
+                        best ??= NewNetwork(shape, device);
+                        CopyWeights(network, best);
+                    }
+                }
+
+                var report = new EpochReport(epoch + 1, pretraining, pretraining ? 0 : supervisedSum / seen, auxiliarySum / seen,
+                    pretraining ? 0 : (double)correct / seen, validationAccuracy, watch.Elapsed)
+                { LearningRate = lr, SamplingProbability = sampling, Batches = batches };
+                progress.Reports.Add(report);
+                progress.EpochsDone = epoch + 1;
+                ch.Info(Describe(report, schedule));
+                if (_options.CheckpointFolder is { } checkpointFolder)
+                    TrainingCheckpoint.Save(checkpointFolder, fingerprint, progress, network, decoder, optimizer, optimizerPretraining, best);
+                EpochCompleted?.Invoke(report, network);
+                if (outOfTime)
+                {
+                    ch.Info($"Stopped after {budget.Elapsed.TotalSeconds:F0} s: {nameof(AuxLstmClassifierOptions.MaxTrainingTime)} reached.");
+                    break;
+                }
+            }
+
+            if (best is not null)
+            {
+                CopyWeights(best, network);
+                ch.Info($"Kept the weights of epoch {progress.BestEpoch} (validation accuracy {progress.BestAccuracy:P2}).");
+            }
+            network.eval();
+            return new TrainingResult(network, progress.Reports.ToArray());
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+        finally
+        {
+            decoder?.Dispose();
+            optimizer?.Dispose();
+            best?.Dispose();
+            generator.Dispose();
+            CpuTuning.FlushDenormals(false);
+        }
+    }
+
+    private OptimizerHelper CreateOptimizer(AuxLstmNetwork network, AuxiliaryDecoder? decoder, bool pretraining)
+    {
+        // Pre-training optimizes the encoder, the LSTM and the decoder only: the classifier head stays untouched.
+        var parameters = (pretraining ? network.SequenceParameters() : network.parameters())
+            .Concat(decoder?.parameters() ?? Enumerable.Empty<Parameter>()).ToList();
+        return _options.Optimizer == AuxOptimizer.Adam
+            ? optim.Adam(parameters, _options.LearningRate)
+            : optim.RMSProp(parameters, _options.LearningRate);
+    }
+
+    private static AuxLstmNetwork NewNetwork(NetworkShape shape, Device device)
+    {
+        var network = new AuxLstmNetwork(shape);
+        network.to(device);
+        return network;
+    }
+
+    private static void CopyWeights(AuxLstmNetwork from, AuxLstmNetwork to)
+    {
+        using var noGrad = no_grad();
+        foreach (var (source, target) in from.parameters().Zip(to.parameters()))
+            target.copy_(source);
+    }
+
+    /// <summary>Accuracy of the network on the labelled rows of a data set, scored in batches.</summary>
+    internal double Accuracy(AuxLstmNetwork network, SequenceDataset data, Device device)
+    {
+        int correct = 0, labelled = 0;
+        int classes = network.Shape.ClassCount;
+        var rows = new int[Math.Min(_options.ScoringBatchSize, data.Count)];
+        for (int start = 0; start < data.Count; start += rows.Length)
+        {
+            _host.CheckAlive();
+            int count = Math.Min(rows.Length, data.Count - start);
+            for (int i = 0; i < count; i++)
+                rows[i] = start + i;
+            var batch = data.GetBatch(rows.AsSpan(0, count));
+            var probabilities = network.PredictProbabilities(batch, device);
+            for (int i = 0; i < count; i++)
+            {
+                if (batch.Labels[i] < 0)
+                    continue;
+                labelled++;
+                int argmax = 0;
+                for (int k = 1; k < classes; k++)
+                {
+                    if (probabilities[i * classes + k] > probabilities[i * classes + argmax])
+                        argmax = k;
+                }
+                if (argmax == batch.Labels[i])
+                    correct++;
+            }
+        }
+        return labelled == 0 ? 0 : (double)correct / labelled;
+    }
+
+    private void CheckData(SequenceDataset data, NetworkShape shape, string which)
+    {
+        if (data.Count == 0)
+            throw new InvalidOperationException($"The {which} data has no rows.");
+        if (data.IsDiscrete != shape.Discrete)
+            throw new ArgumentException($"The {which} data holds {(data.IsDiscrete ? "tokens" : "values")} but the network reads {(shape.Discrete ? "tokens" : "values")}.");
+        if (!data.IsDiscrete && data.StepSize != shape.StepSize)
+            throw new ArgumentException($"The {which} data has {data.StepSize} values per step but {nameof(AuxLstmClassifierOptions.StepSize)} is {shape.StepSize}.");
+        for (int i = 0; i < data.Count; i++)
+        {
+            if (data.Length(i) < 1)
+                throw new ArgumentException($"Row {i} of the {which} data ('{_options.SequenceColumnName}') is empty; every sequence needs at least one step.");
+            int label = data.Labels[i];
+            if (which == "training" ? label < 0 || label >= shape.ClassCount : label >= shape.ClassCount)
+                throw new ArgumentException(label < 0
+                    ? $"Row {i} of the {which} data has no label in '{_options.LabelColumnName}'."
+                    : $"Row {i} of the {which} data has label index {label} in '{_options.LabelColumnName}', outside 0..{shape.ClassCount - 1}.");
+        }
+    }
+
+    private static InvalidOperationException Diverged(int epoch, int batch, string what) =>
+        new($"Training diverged in epoch {epoch + 1}, batch {batch + 1}: {what}. Lower " +
+            $"{nameof(AuxLstmClassifierOptions)}.{nameof(AuxLstmClassifierOptions.LearningRate)} or keep " +
+            $"{nameof(AuxLstmClassifierOptions.GradientClipNorm)} on.");
+
+    private static string Describe(EpochReport r, TrainingSchedule schedule)
+    {
+        string phase = r.Pretraining ? "pre-training" : "joint";
+        string figures = r.Pretraining
+            ? $"auxiliary loss {r.AuxiliaryLoss:F4}"
+            : $"loss {r.SupervisedLoss:F4}, auxiliary loss {r.AuxiliaryLoss:F4}, train accuracy {r.TrainAccuracy:P1}";
+        string validation = r.ValidationAccuracy is { } v ? $", validation accuracy {v:P2}" : "";
+        return $"Epoch {r.Epoch}/{schedule.TotalEpochs} ({phase}): {figures}{validation}, learning rate {r.LearningRate:G3}, " +
+               $"{r.Elapsed.TotalSeconds:F1} s ({r.Elapsed.TotalMilliseconds / schedule.BatchesPerEpoch:F0} ms per batch)";
+    }
+
+    /// <summary>What a checkpoint must match to be resumed: the data's size, the shape and every option that changes training but the epoch count.</summary>
+    private string Fingerprint(NetworkShape shape, SequenceDataset train)
+    {
+        var o = _options;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{shape}; seed {_seed}; rows {train.Count}; truncation {o.TruncationLength?.ToString(CultureInfo.InvariantCulture) ?? "full"}/" +
+            $"{o.AuxiliaryTruncationLength?.ToString(CultureInfo.InvariantCulture) ?? "full"}; segment {o.SegmentLength}x{o.SegmentsPerSequence} " +
+            $"reverse {o.ReverseReconstruction} past {o.DistantPastRange} spill {o.SpillPastAnchor}; decoder layers {o.DecoderLayers}; sampling {o.ScheduledSamplingProbability:R}/{o.ScheduledSamplingSteps}; " +
+            $"pretrain {o.PretrainEpochs}; batch {o.BatchSize}; {o.Optimizer} {o.LearningRate:R} halving {o.LearningRateHalvingEpochs}; clip {o.GradientClipNorm:R}");
     }
 }

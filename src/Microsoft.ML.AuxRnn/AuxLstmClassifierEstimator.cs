@@ -1,0 +1,123 @@
+using Microsoft.ML.AuxRnn.Data;
+using Microsoft.ML.AuxRnn.Model;
+using Microsoft.ML.AuxRnn.Runtime;
+using Microsoft.ML.AuxRnn.Training;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using TorchSharp;
+
+namespace Microsoft.ML.AuxRnn;
+
+/// <summary>
+/// Trains an LSTM classifier for long sequences with the auxiliary losses of Trinh et al. (ICML 2018):
+/// <c>mlContext.Transforms.AuxLstmClassifier(...)</c>. Fit reads the sequence column (a vector of Single or of
+/// keys) and the key label column into memory, trains with TorchSharp, and returns an
+/// <see cref="AuxLstmClassifierTransformer"/> that adds PredictedLabel and Score.
+/// </summary>
+public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTransformer>
+{
+    private readonly IHost _host;
+    private readonly AuxLstmClassifierOptions _options;
+
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range (the exception names it).</exception>
+    internal AuxLstmClassifierEstimator(IHostEnvironment env, AuxLstmClassifierOptions options)
+    {
+        Contracts.CheckValue(env, nameof(env));
+        _host = env.Register(nameof(AuxLstmClassifierEstimator));
+        _host.CheckValue(options, nameof(options));
+        options.Validate();
+        _options = options.Clone();
+    }
+
+    /// <summary>A copy of the options this estimator trains with.</summary>
+    public AuxLstmClassifierOptions Options => _options.Clone();
+
+    /// <summary>
+    /// Trains on <paramref name="input"/>. Rows with a missing label (key 0) are skipped; every other row's
+    /// sequence must be non-empty and finite. Progress (epoch, losses, accuracy, time) goes to <c>MLContext.Log</c>.
+    /// </summary>
+    public AuxLstmClassifierTransformer Fit(IDataView input)
+    {
+        _host.CheckValue(input, nameof(input));
+        using var ch = _host.Start("Fit");
+
+        var label = CheckLabel(input.Schema);
+        var sequence = input.Schema.GetColumnOrNull(_options.SequenceColumnName)
+            ?? throw _host.ExceptSchemaMismatch(nameof(input), "sequence", _options.SequenceColumnName);
+        var inputType = SequenceInputType.FromColumn(_host, sequence, _options);
+        var labels = LabelKeys.FromColumn(label);
+
+        var train = SequenceColumnReader.ReadLabeled(_host, input, sequence, inputType, label, out long skipped);
+        if (skipped > 0)
+            ch.Warning($"Skipped {skipped:N0} rows whose label '{label.Name}' is missing.");
+        if (train.Count == 0)
+            throw _host.Except($"There are no rows to train on: the data is empty or every label in column '{label.Name}' is missing.");
+        int classesSeen = train.Labels.Distinct().Count();
+        if (classesSeen < 2)
+            throw _host.ExceptParam(nameof(_options.LabelColumnName),
+                $"Label column '{label.Name}' has a single class in the {train.Count:N0} training rows; a classifier needs at least two.");
+
+        SequenceDataset? validation = null;
+        if (_options.ValidationSet is { } validationSet)
+        {
+            var validationLabel = CheckLabel(validationSet.Schema);
+            if (!validationLabel.Type.Equals(label.Type))
+                throw _host.ExceptSchemaMismatch(nameof(_options.ValidationSet), "label", label.Name, label.Type.ToString(), validationLabel.Type.ToString());
+            var validationSequence = inputType.CheckColumn(_host, validationSet.Schema, _options.SequenceColumnName);
+            validation = SequenceColumnReader.ReadLabeled(_host, validationSet, validationSequence, inputType, validationLabel, out _);
+            if (validation.Count == 0)
+                throw _host.Except($"{nameof(AuxLstmClassifierOptions)}.{nameof(_options.ValidationSet)} has no labeled rows.");
+        }
+
+        int seed = _options.Seed ?? _host.Rand.Next();
+        var device = TorchDevices.Resolve(_options.Device);
+        if (_options.NumberOfThreads is int threads)
+            torch.set_num_threads(threads);
+        var shape = NetworkShape.From(_options, inputType.Discrete, inputType.Vocabulary, inputType.NetworkStepSize, labels.ClassCount);
+        ch.Info($"AuxLstmClassifier: {train.Count:N0} rows ({classesSeen} of {labels.ClassCount} classes seen), up to {train.MaxLength:N0} steps, " +
+                $"input {inputType.Describe()}, auxiliary loss {_options.AuxiliaryLoss}, device {device.type}, seed {seed}.");
+
+        var result = new AuxLstmTrainer(_host, _options, seed).Train(train, validation, shape, device);
+        return new AuxLstmClassifierTransformer(_host, _options, inputType, labels, result.Network, device, _options.Device, result.Epochs);
+    }
+
+    /// <summary>
+    /// The input schema plus PredictedLabel (the label's key type) and Score (vector of Single). Throws, naming
+    /// the column, when the label is missing or not a key, or the sequence column is missing or not a vector of
+    /// Single or of keys.
+    /// </summary>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        _host.CheckValue(inputSchema, nameof(inputSchema));
+        if (!inputSchema.TryFindColumn(_options.LabelColumnName, out var label))
+            throw _host.ExceptSchemaMismatch(nameof(inputSchema), "label", _options.LabelColumnName);
+        if (label.Kind != SchemaShape.Column.VectorKind.Scalar || !label.IsKey)
+            throw _host.ExceptSchemaMismatch(nameof(inputSchema), "label", _options.LabelColumnName, "key (e.g. from MapValueToKey)", label.GetTypeString());
+        if (!inputSchema.TryFindColumn(_options.SequenceColumnName, out var sequence))
+            throw _host.ExceptSchemaMismatch(nameof(inputSchema), "sequence", _options.SequenceColumnName);
+        if (sequence.Kind == SchemaShape.Column.VectorKind.Scalar || !(sequence.IsKey || sequence.ItemType == NumberDataViewType.Single))
+            throw _host.ExceptSchemaMismatch(nameof(inputSchema), "sequence", _options.SequenceColumnName, "vector of Single or of keys", sequence.GetTypeString());
+
+        var columns = inputSchema.ToDictionary(c => c.Name);
+        var keyValues = label.Annotations.TryFindColumn(AnnotationUtils.Kinds.KeyValues, out var kv) ? new[] { kv } : Array.Empty<SchemaShape.Column>();
+        columns[_options.PredictedLabelColumnName] = new SchemaShape.Column(_options.PredictedLabelColumnName, SchemaShape.Column.VectorKind.Scalar,
+            label.ItemType, true, new SchemaShape(keyValues));
+        columns[_options.ScoreColumnName] = new SchemaShape.Column(_options.ScoreColumnName, SchemaShape.Column.VectorKind.Vector,
+            NumberDataViewType.Single, false, new SchemaShape(AnnotationUtils.AnnotationsForMulticlassScoreColumn(label)));
+        return new SchemaShape(columns.Values);
+    }
+
+    private DataViewSchema.Column CheckLabel(DataViewSchema schema)
+    {
+        var label = schema.GetColumnOrNull(_options.LabelColumnName)
+            ?? throw _host.ExceptSchemaMismatch(nameof(schema), "label", _options.LabelColumnName);
+        if (label.Type is not KeyDataViewType key)
+            throw _host.ExceptSchemaMismatch(nameof(schema), "label", label.Name, "key (e.g. from MapValueToKey)", label.Type.ToString());
+        if (key.Count < 2)
+            throw _host.ExceptParam(nameof(_options.LabelColumnName),
+                $"Label column '{label.Name}' has a single class (key count {key.Count}); a classifier needs at least two.");
+        if (key.Count > 1_000_000)
+            throw _host.ExceptParam(nameof(_options.LabelColumnName), $"Label column '{label.Name}' has {key.Count:N0} classes; at most 1,000,000 are supported.");
+        return label;
+    }
+}

@@ -1,0 +1,368 @@
+using Microsoft.ML;
+using Microsoft.ML.AuxRnn;
+using Microsoft.ML.AuxRnn.Data;
+using Microsoft.ML.AuxRnn.Model;
+using Microsoft.ML.AuxRnn.Runtime;
+using Microsoft.ML.AuxRnn.Training;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+[assembly: LoadableClass(typeof(AuxLstmClassifierTransformer), null, typeof(SignatureLoadModel),
+    AuxLstmClassifierTransformer.UserName, AuxLstmClassifierTransformer.LoaderSignature)]
+[assembly: LoadableClass(typeof(IRowMapper), typeof(AuxLstmClassifierTransformer), null, typeof(SignatureLoadRowMapper),
+    AuxLstmClassifierTransformer.UserName, AuxLstmClassifierTransformer.LoaderSignature)]
+[assembly: LoadableClass(typeof(IDataTransform), typeof(AuxLstmClassifierTransformer), null, typeof(SignatureLoadDataTransform),
+    AuxLstmClassifierTransformer.UserName, AuxLstmClassifierTransformer.LoaderSignature)]
+
+namespace Microsoft.ML.AuxRnn;
+
+/// <summary>
+/// A trained auxiliary-loss LSTM classifier: reads the sequence column and adds PredictedLabel (of the training
+/// label's key type, with its key values) and Score (class probabilities summing to 1, with slot names).
+/// </summary>
+/// <remarks>
+/// <see cref="Transform"/> scores rows lazily in mini-batches of <see cref="ScoringBatchSize"/> as a cursor advances;
+/// a prediction engine (<c>CreatePredictionEngine</c>) scores one row at a time. Saved with
+/// <c>mlContext.Model.Save</c> (weights, shapes, column names and label keys) and loaded with
+/// <c>mlContext.Model.Load</c> without any registration call.
+/// </remarks>
+public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITransformer, IDisposable
+{
+    internal const string LoaderSignature = "AuxLstmClassifier";
+    internal const string UserName = "Auxiliary-loss LSTM classifier";
+    internal const string ModelSignature = "AUXLSTMC";
+    internal const string WeightsStreamName = "AuxLstmWeights.bin";
+
+    /// <summary>Largest scoring batch a loaded file may claim.</summary>
+    private const int MaxScoringBatchSize = 1 << 20;
+
+    private readonly AuxLstmNetwork _network;
+    private readonly Device _device;
+    private readonly object _gate = new();
+    private long _forwardPasses;
+
+    private static VersionInfo GetVersionInfo() => new(
+        modelSignature: ModelSignature,
+        verWrittenCur: 0x00010001, // initial
+        verReadableCur: 0x00010001,
+        verWeCanReadBack: 0x00010001,
+        loaderSignature: LoaderSignature,
+        loaderAssemblyName: typeof(AuxLstmClassifierTransformer).Assembly.FullName);
+
+    internal AuxLstmClassifierTransformer(IHostEnvironment env, AuxLstmClassifierOptions options, SequenceInputType inputType,
+        LabelKeys labels, AuxLstmNetwork network, Device device, ComputeDevice computeDevice, IReadOnlyList<EpochReport>? history)
+        : base(Contracts.CheckRef(env, nameof(env)).Register(nameof(AuxLstmClassifierTransformer)))
+    {
+        LabelColumnName = options.LabelColumnName;
+        SequenceColumnName = options.SequenceColumnName;
+        PredictedLabelColumnName = options.PredictedLabelColumnName;
+        ScoreColumnName = options.ScoreColumnName;
+        ScoringBatchSize = options.ScoringBatchSize;
+        ComputeDevice = computeDevice;
+        InputType = inputType;
+        Labels = labels;
+        _network = network;
+        _device = device;
+        TrainingHistory = history ?? Array.Empty<EpochReport>();
+        _network.eval();
+    }
+
+    /// <summary>The label column the model was trained on (not read when scoring).</summary>
+    public string LabelColumnName { get; }
+
+    /// <summary>The sequence column read when scoring.</summary>
+    public string SequenceColumnName { get; }
+
+    /// <summary>The output column with the predicted label (a key of the label's type).</summary>
+    public string PredictedLabelColumnName { get; }
+
+    /// <summary>The output column with the class probabilities.</summary>
+    public string ScoreColumnName { get; }
+
+    /// <summary>Rows scored together by <see cref="Transform"/>.</summary>
+    public int ScoringBatchSize { get; }
+
+    /// <summary>The device option the model was trained with (Cuda falls back to the CPU when loaded where none is available).</summary>
+    public ComputeDevice ComputeDevice { get; }
+
+    /// <summary>Number of classes: the label's key count.</summary>
+    public int ClassCount => Labels.ClassCount;
+
+    internal SequenceInputType InputType { get; }
+
+    internal LabelKeys Labels { get; }
+
+    internal NetworkShape Shape => _network.Shape;
+
+    /// <summary>Per-epoch figures from Fit: losses, accuracies, time, learning rate (empty for a loaded model).</summary>
+    public IReadOnlyList<EpochReport> TrainingHistory { get; }
+
+    /// <summary>Forward passes run so far (one per scored mini-batch or per single row).</summary>
+    internal long ForwardPasses => Interlocked.Read(ref _forwardPasses);
+
+    /// <summary>
+    /// Scores <paramref name="input"/> lazily: each cursor reads ahead <see cref="ScoringBatchSize"/> rows'
+    /// sequences and scores them in one forward pass. Throws, naming the column, when the schema does not fit.
+    /// </summary>
+    public new IDataView Transform(IDataView input)
+    {
+        Host.CheckValue(input, nameof(input));
+        var perRow = MakeDataTransform(input);
+        return new BatchScoringDataView(Host, this, input, perRow);
+    }
+
+    IDataView ITransformer.Transform(IDataView input) => Transform(input);
+
+    /// <summary>Class probabilities (rows × classes, row-major) of every row of <paramref name="rows"/>, in one forward pass.</summary>
+    internal float[] Score(SequenceDataset rows)
+    {
+        var indices = new int[rows.Count];
+        for (int i = 0; i < indices.Length; i++)
+            indices[i] = i;
+        var batch = rows.GetBatch(indices);
+        lock (_gate)
+        {
+            _forwardPasses++;
+            return _network.PredictProbabilities(batch, _device);
+        }
+    }
+
+    /// <summary>Releases the network's native tensors.</summary>
+    public void Dispose() => _network.Dispose();
+
+    // ---- output columns, shared by the row mapper and the batched view ----
+
+    /// <summary>Returns the current row's probabilities (length = <see cref="ClassCount"/>).</summary>
+    internal delegate ReadOnlySpan<float> ProbabilitySource();
+
+    /// <summary>PredictedLabel (index 0) and Score (index 1), with their annotations.</summary>
+    internal DataViewSchema.DetachedColumn[] MakeOutputColumns(DataViewSchema inputSchema)
+    {
+        int classes = ClassCount;
+        var predicted = new DataViewSchema.DetachedColumn(PredictedLabelColumnName, Labels.KeyType, Labels.KeyValuesAnnotations());
+
+        var names = Labels.ClassNames();
+        uint setId = checked(inputSchema.GetMaxAnnotationKind(out _, AnnotationUtils.Kinds.ScoreColumnSetId) + 1);
+        var meta = new DataViewSchema.Annotations.Builder();
+        meta.Add(AnnotationUtils.Kinds.SlotNames, new VectorDataViewType(TextDataViewType.Instance, classes),
+            (ref VBuffer<ReadOnlyMemory<char>> dst) => new VBuffer<ReadOnlyMemory<char>>(names.Length, (ReadOnlyMemory<char>[])names.Clone()).CopyTo(ref dst));
+        meta.Add(AnnotationUtils.Kinds.ScoreColumnKind, TextDataViewType.Instance,
+            (ref ReadOnlyMemory<char> dst) => dst = AnnotationUtils.Const.ScoreColumnKind.MulticlassClassification.AsMemory());
+        meta.Add(AnnotationUtils.Kinds.ScoreValueKind, TextDataViewType.Instance,
+            (ref ReadOnlyMemory<char> dst) => dst = AnnotationUtils.Const.ScoreValueKind.Score.AsMemory());
+        meta.Add(AnnotationUtils.Kinds.ScoreColumnSetId, AnnotationUtils.ScoreColumnSetIdType, (ref uint dst) => dst = setId);
+        Labels.AddKeyValues(meta, AnnotationUtils.Kinds.TrainingLabelValues);
+        var score = new DataViewSchema.DetachedColumn(ScoreColumnName, new VectorDataViewType(NumberDataViewType.Single, classes), meta.ToAnnotations());
+        return new[] { predicted, score };
+    }
+
+    /// <summary>Getters of the two output columns (null where not active), reading the current row's probabilities from <paramref name="source"/>.</summary>
+    internal Delegate[] MakeOutputGetters(Func<int, bool> activeOutput, ProbabilitySource source)
+    {
+        var getters = new Delegate[2];
+        if (activeOutput(0))
+        {
+            var raw = Labels.KeyType.RawType;
+            getters[0] = raw == typeof(uint) ? KeyGetter<uint>(source, k => (uint)k)
+                : raw == typeof(byte) ? KeyGetter<byte>(source, k => (byte)k)
+                : raw == typeof(ushort) ? KeyGetter<ushort>(source, k => (ushort)k)
+                : KeyGetter<ulong>(source, k => (ulong)k);
+        }
+        if (activeOutput(1))
+        {
+            getters[1] = (ValueGetter<VBuffer<float>>)((ref VBuffer<float> dst) =>
+            {
+                var probabilities = source();
+                var editor = VBufferEditor.Create(ref dst, probabilities.Length);
+                probabilities.CopyTo(editor.Values);
+                dst = editor.Commit();
+            });
+        }
+        return getters;
+    }
+
+    private static ValueGetter<T> KeyGetter<T>(ProbabilitySource source, Func<int, T> fromKey) =>
+        (ref T dst) => dst = fromKey(ArgMax(source()) + 1);
+
+    private static int ArgMax(ReadOnlySpan<float> values)
+    {
+        int best = 0;
+        for (int i = 1; i < values.Length; i++)
+        {
+            if (values[i] > values[best])
+                best = i;
+        }
+        return best;
+    }
+
+    // ---- row mapper (prediction engines, GetRowToRowMapper, GetOutputSchema) ----
+
+    /// <summary>The per-row mapper; throws, naming the column, when the sequence column is missing or of another type than at training.</summary>
+    protected override IRowMapper MakeRowMapper(DataViewSchema schema) => new Mapper(this, schema);
+
+    private sealed class Mapper : MapperBase
+    {
+        private readonly AuxLstmClassifierTransformer _owner;
+        private readonly DataViewSchema.Column _sequence;
+
+        public Mapper(AuxLstmClassifierTransformer parent, DataViewSchema inputSchema)
+            : base(parent.Host.Register(nameof(Mapper)), inputSchema, parent)
+        {
+            _owner = parent;
+            _sequence = parent.InputType.CheckColumn(Host, inputSchema, parent.SequenceColumnName);
+        }
+
+        protected override DataViewSchema.DetachedColumn[] GetOutputColumnsCore() => _owner.MakeOutputColumns(InputSchema);
+
+        public override Delegate[] CreateGetters(DataViewRow input, Func<int, bool> activeOutput, out Action disposer)
+        {
+            disposer = null!;
+            if (!activeOutput(0) && !activeOutput(1))
+                return new Delegate[2];
+
+            // Both outputs share one forward pass per row.
+            var reader = new SequenceRowReader(input, input.Schema[_sequence.Index], _owner.InputType);
+            long position = -1;
+            float[] probabilities = Array.Empty<float>();
+            return _owner.MakeOutputGetters(activeOutput, () =>
+            {
+                if (position != input.Position)
+                {
+                    var rows = _owner.InputType.NewDataset();
+                    reader.AddTo(rows, -1);
+                    probabilities = _owner.Score(rows);
+                    position = input.Position;
+                }
+                return probabilities;
+            });
+        }
+
+        protected override Delegate MakeGetter(DataViewRow input, int iinfo, Func<int, bool> activeOutput, out Action disposer) =>
+            throw new InvalidOperationException("Getters are made together by CreateGetters.");
+
+        protected override Func<int, bool> GetDependenciesCore(Func<int, bool> activeOutput) =>
+            col => (activeOutput(0) || activeOutput(1)) && col == _sequence.Index;
+
+        protected override void SaveModel(ModelSaveContext ctx) => _owner.SaveModel(ctx);
+    }
+
+    // ---- persistence ----
+
+    /// <summary>Writes the model into an ML.NET model context (called by <c>mlContext.Model.Save</c>).</summary>
+    protected override void SaveModel(ModelSaveContext ctx)
+    {
+        Host.CheckValue(ctx, nameof(ctx));
+        ctx.CheckAtModel();
+        ctx.SetVersionInfo(GetVersionInfo());
+
+        // *** Binary format ***
+        // int: id of the label column name
+        // int: id of the sequence column name
+        // int: id of the predicted label column name
+        // int: id of the score column name
+        // int: scoring batch size
+        // int: compute device
+        // SequenceInputType: kind, step size, levels, key raw size, key count, vector size
+        // NetworkShape
+        // LabelKeys: key raw size, key count, value type code, values
+        // stream AuxLstmWeights.bin: the TorchSharp module's state
+        ctx.SaveNonEmptyString(LabelColumnName);
+        ctx.SaveNonEmptyString(SequenceColumnName);
+        ctx.SaveNonEmptyString(PredictedLabelColumnName);
+        ctx.SaveNonEmptyString(ScoreColumnName);
+        ctx.Writer.Write(ScoringBatchSize);
+        ctx.Writer.Write((int)ComputeDevice);
+        InputType.Write(ctx.Writer);
+        Shape.Write(ctx.Writer);
+        Labels.Save(ctx);
+        lock (_gate)
+            ctx.SaveBinaryStream(WeightsStreamName, writer => _network.save(writer));
+    }
+
+    // Factory method for SignatureLoadModel.
+    private static AuxLstmClassifierTransformer Create(IHostEnvironment env, ModelLoadContext ctx)
+    {
+        Contracts.CheckValue(env, nameof(env));
+        env.CheckValue(ctx, nameof(ctx));
+        ctx.CheckAtModel(GetVersionInfo());
+        TorchNativeLoader.ThrowIfFailed();
+
+        var options = new AuxLstmClassifierOptions
+        {
+            LabelColumnName = ctx.LoadNonEmptyString(),
+            SequenceColumnName = ctx.LoadNonEmptyString(),
+            PredictedLabelColumnName = ctx.LoadNonEmptyString(),
+            ScoreColumnName = ctx.LoadNonEmptyString(),
+        };
+        int batchSize = ctx.Reader.ReadInt32();
+        if (batchSize < 1 || batchSize > MaxScoringBatchSize)
+            throw new InvalidDataException($"The model's scoring batch size {batchSize} is out of range; the file is corrupt.");
+        options.ScoringBatchSize = batchSize;
+        var computeDevice = (ComputeDevice)ctx.Reader.ReadInt32();
+        if (!Enum.IsDefined(computeDevice))
+            throw new InvalidDataException($"The model's device {(int)computeDevice} is unknown; the file is corrupt.");
+
+        var inputType = SequenceInputType.Read(ctx.Reader);
+        var shape = NetworkShape.Read(ctx.Reader);
+        if (shape.Discrete != inputType.Discrete || shape.Vocabulary != inputType.Vocabulary || shape.StepSize != inputType.NetworkStepSize)
+            throw new InvalidDataException("The model's network shape does not match its sequence input type; the file is corrupt.");
+        var labels = LabelKeys.Load(ctx, shape.ClassCount);
+
+        var network = new AuxLstmNetwork(shape);
+        if (!ctx.TryLoadBinaryStream(WeightsStreamName, reader => LoadWeights(network, reader)))
+            throw new InvalidDataException($"The model has no '{WeightsStreamName}' stream; the file is corrupt.");
+
+        var device = TorchDevices.Resolve(computeDevice == ComputeDevice.Cuda && !cuda.is_available() ? ComputeDevice.Cpu : computeDevice);
+        network.to(device);
+        return new AuxLstmClassifierTransformer(env, options, inputType, labels, network, device, computeDevice, null);
+    }
+
+    /// <summary>
+    /// Loads the weights, after checking the stream's size against the network's parameters and buffers (so a
+    /// corrupt stream cannot make it allocate more than the network whose shape was checked).
+    /// </summary>
+    private static void LoadWeights(AuxLstmNetwork network, BinaryReader reader)
+    {
+        var state = network.state_dict();
+        long parameterBytes = state.Values.Sum(t => t.numel() * t.ElementSize);
+        long maxBytes = parameterBytes + state.Keys.Sum(name => 64L + 4 * name.Length) + 4096; // plus each tensor's name and header
+        var buffer = new MemoryStream();
+        var chunk = new byte[81920];
+        int read;
+        while ((read = reader.BaseStream.Read(chunk, 0, chunk.Length)) > 0)
+        {
+            buffer.Write(chunk, 0, read);
+            if (buffer.Length > maxBytes)
+                throw new InvalidDataException($"The model's weights stream is larger than its network's {parameterBytes:N0} bytes of parameters; the file is corrupt.");
+        }
+        if (buffer.Length < parameterBytes)
+            throw new InvalidDataException($"The model's weights stream has {buffer.Length:N0} bytes, fewer than its network's {parameterBytes:N0} bytes of parameters; the file is truncated.");
+
+        buffer.Position = 0;
+        using var weights = new BinaryReader(buffer);
+        try
+        {
+            network.load(weights);
+        }
+        catch (EndOfStreamException e)
+        {
+            throw new InvalidDataException("The model's weights stream ends early; the file is truncated.", e);
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or FormatException or InvalidOperationException or OverflowException)
+        {
+            throw new InvalidDataException("The model's weights stream is corrupt: " + e.Message, e);
+        }
+        if (buffer.Position != buffer.Length)
+            throw new InvalidDataException("The model's weights stream has trailing bytes; the file is corrupt.");
+    }
+
+    // Factory method for SignatureLoadRowMapper.
+    private static IRowMapper Create(IHostEnvironment env, ModelLoadContext ctx, DataViewSchema inputSchema) =>
+        Create(env, ctx).MakeRowMapper(inputSchema);
+
+    // Factory method for SignatureLoadDataTransform.
+    private static IDataTransform Create(IHostEnvironment env, ModelLoadContext ctx, IDataView input) =>
+        Create(env, ctx).MakeDataTransform(input);
+}

@@ -1,0 +1,163 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+
+namespace Microsoft.ML.AuxRnn.Data;
+
+/// <summary>
+/// The output of <see cref="AuxLstmClassifierTransformer.Transform"/>: the input's columns plus PredictedLabel and
+/// Score, scored lazily in mini-batches. A cursor that needs an output column reads the sequences of the next
+/// ScoringBatchSize rows with a second cursor over the input, scores them in one forward pass, and serves the
+/// cached scores as it advances (checking that both cursors stand on the same row). Cursors that need no output
+/// column pass straight through to the input.
+/// </summary>
+internal sealed class BatchScoringDataView : IDataView
+{
+    private readonly IHost _host;
+    private readonly AuxLstmClassifierTransformer _parent;
+    private readonly IDataView _source;
+    private readonly IDataView _perRow;
+    private readonly DataViewSchema.Column _sequence;
+    private readonly int _predictedIndex;
+    private readonly int _scoreIndex;
+
+    /// <summary>Wraps <paramref name="source"/>; <paramref name="perRow"/> is the row-to-row view over the same source
+    /// (it fixes the schema and serves cursors that need no score).</summary>
+    public BatchScoringDataView(IHost host, AuxLstmClassifierTransformer parent, IDataView source, IDataView perRow)
+    {
+        _host = host;
+        _parent = parent;
+        _source = source;
+        _perRow = perRow;
+        _sequence = parent.InputType.CheckColumn(host, source.Schema, parent.SequenceColumnName);
+
+        // The row-to-row view keeps every input column at its index and appends the two outputs.
+        var schema = perRow.Schema;
+        for (int i = 0; i < source.Schema.Count; i++)
+            host.Check(schema[i].Name == source.Schema[i].Name && schema[i].Type.Equals(source.Schema[i].Type), "Unexpected output schema.");
+        _predictedIndex = schema[parent.PredictedLabelColumnName].Index;
+        _scoreIndex = schema[parent.ScoreColumnName].Index;
+        host.Check(_predictedIndex >= source.Schema.Count && _scoreIndex >= source.Schema.Count, "Unexpected output schema.");
+    }
+
+    public bool CanShuffle => false;
+
+    public DataViewSchema Schema => _perRow.Schema;
+
+    public long? GetRowCount() => _source.GetRowCount();
+
+    public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
+    {
+        _host.CheckValue(columnsNeeded, nameof(columnsNeeded));
+        var needed = new HashSet<int>(columnsNeeded.Select(c => c.Index));
+        if (!needed.Contains(_predictedIndex) && !needed.Contains(_scoreIndex))
+            return _perRow.GetRowCursor(columnsNeeded, rand);
+
+        var inputColumns = needed.Where(i => i < _source.Schema.Count).Select(i => _source.Schema[i]).ToArray();
+        return new Cursor(this, needed, _source.GetRowCursor(inputColumns), _source.GetRowCursor(new[] { _sequence }));
+    }
+
+    public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) =>
+        new[] { GetRowCursor(columnsNeeded, rand) };
+
+    private sealed class Cursor : DataViewRowCursor
+    {
+        private readonly BatchScoringDataView _view;
+        private readonly HashSet<int> _active;
+        private readonly DataViewRowCursor _main;
+        private readonly DataViewRowCursor _ahead;
+        private readonly SequenceRowReader _aheadReader;
+        private readonly ValueGetter<DataViewRowId> _mainId;
+        private readonly ValueGetter<DataViewRowId> _aheadId;
+        private readonly Delegate[] _outputGetters;
+        private readonly int _classes;
+        private readonly int _batchSize;
+        private DataViewRowId[] _ids = Array.Empty<DataViewRowId>();
+        private float[] _scores = Array.Empty<float>();
+        private int _count;
+        private int _index = -1;
+        private bool _disposed;
+
+        public Cursor(BatchScoringDataView view, HashSet<int> active, DataViewRowCursor main, DataViewRowCursor ahead)
+        {
+            _view = view;
+            _active = active;
+            _main = main;
+            _ahead = ahead;
+            _aheadReader = new SequenceRowReader(ahead, ahead.Schema[view._sequence.Index], view._parent.InputType);
+            _mainId = main.GetIdGetter();
+            _aheadId = ahead.GetIdGetter();
+            _classes = view._parent.ClassCount;
+            _batchSize = view._parent.ScoringBatchSize;
+            _outputGetters = view._parent.MakeOutputGetters(
+                i => active.Contains(i == 0 ? view._predictedIndex : view._scoreIndex),
+                () => _scores.AsSpan(_index * _classes, _classes));
+        }
+
+        public override DataViewSchema Schema => _view.Schema;
+
+        public override long Position => _main.Position;
+
+        public override long Batch => _main.Batch;
+
+        public override ValueGetter<DataViewRowId> GetIdGetter() => _main.GetIdGetter();
+
+        public override bool IsColumnActive(DataViewSchema.Column column) => _active.Contains(column.Index);
+
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+        {
+            if (!IsColumnActive(column))
+                throw _view._host.Except($"Column '{column.Name}' was not requested from this cursor.");
+            if (column.Index < _view._source.Schema.Count)
+                return _main.GetGetter<TValue>(_view._source.Schema[column.Index]);
+
+            var getter = column.Index == _view._predictedIndex ? _outputGetters[0] : _outputGetters[1];
+            return getter as ValueGetter<TValue>
+                ?? throw _view._host.Except($"Column '{column.Name}' is of type {column.Type}, not {typeof(TValue).Name}.");
+        }
+
+        public override bool MoveNext()
+        {
+            if (_disposed || !_main.MoveNext())
+                return false;
+            if (++_index >= _count)
+                ScoreNextBatch();
+
+            DataViewRowId id = default;
+            _mainId(ref id);
+            if (!id.Equals(_ids[_index]))
+                throw _view._host.Except("The input data gave two cursors different rows (row {0}); AuxLstmClassifier's batched scoring needs a data view that repeats its rows in the same order.", Position);
+            return true;
+        }
+
+        private void ScoreNextBatch()
+        {
+            var rows = _view._parent.InputType.NewDataset();
+            if (_ids.Length < _batchSize)
+                _ids = new DataViewRowId[_batchSize];
+            _count = 0;
+            while (_count < _batchSize && _ahead.MoveNext())
+            {
+                _aheadId(ref _ids[_count]);
+                _aheadReader.AddTo(rows, -1);
+                _count++;
+            }
+            if (_count == 0)
+                throw _view._host.Except("The input data gave two cursors different numbers of rows; AuxLstmClassifier's batched scoring needs a data view that repeats its rows.");
+            _scores = _view._parent.Score(rows);
+            _index = 0;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (_disposed)
+                return;
+            if (disposing)
+            {
+                _main.Dispose();
+                _ahead.Dispose();
+            }
+            _disposed = true;
+            base.Dispose(disposing);
+        }
+    }
+}

@@ -1,0 +1,184 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+
+namespace Microsoft.ML.AuxRnn.Data;
+
+/// <summary>
+/// Reads one row's sequence from an ML.NET row: float vectors (continuous values or integer levels) or key
+/// vectors, checked on the way (empty rows, NaN or infinite values, levels out of range, lengths that are not a
+/// whole number of steps), with errors that name the column and the row.
+/// </summary>
+internal sealed class SequenceRowReader
+{
+    private readonly DataViewRow _row;
+    private readonly string _column;
+    private readonly SequenceInputType _type;
+    private readonly ValueGetter<VBuffer<float>>? _floats;
+    private readonly Func<int[]>? _keys;
+    private VBuffer<float> _floatBuffer;
+
+    public SequenceRowReader(DataViewRow row, DataViewSchema.Column column, SequenceInputType type)
+    {
+        _row = row;
+        _column = column.Name;
+        _type = type;
+        if (type.Kind == SequenceInputKind.Keys)
+        {
+            var raw = ((KeyDataViewType)((VectorDataViewType)column.Type).ItemType).RawType;
+            _keys = raw == typeof(byte) ? KeyReader<byte>(column, v => v)
+                : raw == typeof(ushort) ? KeyReader<ushort>(column, v => v)
+                : raw == typeof(uint) ? KeyReader<uint>(column, v => v)
+                : KeyReader<ulong>(column, v => v);
+        }
+        else
+        {
+            _floats = row.GetGetter<VBuffer<float>>(column);
+        }
+    }
+
+    /// <summary>Adds the current row's sequence to <paramref name="dataset"/> with the given 0-based label (−1: none).</summary>
+    public void AddTo(SequenceDataset dataset, int label)
+    {
+        if (_type.Kind == SequenceInputKind.Continuous)
+            dataset.AddValues(ReadValues(), label);
+        else
+            dataset.AddTokens(ReadTokens(), label);
+    }
+
+    /// <summary>The current row's tokens (key or level input).</summary>
+    public int[] ReadTokens()
+    {
+        if (_keys != null)
+            return _keys();
+
+        float[] values = ReadFloats();
+        var tokens = new int[values.Length];
+        for (int i = 0; i < values.Length; i++)
+        {
+            float v = values[i];
+            if (!(v >= 0 && v < _type.Levels) || v != MathF.Floor(v))
+                throw Error($"has value {v} at index {i}, but {nameof(AuxLstmClassifierOptions.InputLevels)} = {_type.Levels} needs integers 0..{_type.Levels - 1}");
+            tokens[i] = (int)v;
+        }
+        return tokens;
+    }
+
+    /// <summary>The current row's values (continuous input), a whole number of steps.</summary>
+    public float[] ReadValues()
+    {
+        float[] values = ReadFloats();
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (!float.IsFinite(values[i]))
+                throw Error($"has {values[i]} at index {i}; sequences must be finite numbers");
+        }
+        if (values.Length % _type.StepSize != 0)
+            throw Error($"has {values.Length} values, which is not a whole number of steps of {nameof(AuxLstmClassifierOptions.StepSize)} = {_type.StepSize}");
+        return values;
+    }
+
+    private float[] ReadFloats()
+    {
+        _floats!(ref _floatBuffer);
+        if (_floatBuffer.Length == 0)
+            throw Error("is empty; every sequence needs at least one step");
+        var values = new float[_floatBuffer.Length];
+        _floatBuffer.CopyTo(values);
+        return values;
+    }
+
+    private Func<int[]> KeyReader<T>(DataViewSchema.Column column, Func<T, ulong> toUInt64)
+    {
+        var getter = _row.GetGetter<VBuffer<T>>(column);
+        VBuffer<T> buffer = default;
+        ulong count = _type.KeyCount;
+        return () =>
+        {
+            getter(ref buffer);
+            if (buffer.Length == 0)
+                throw Error("is empty; every sequence needs at least one step");
+            var tokens = new int[buffer.Length];
+            if (buffer.IsDense)
+            {
+                var values = buffer.GetValues();
+                for (int i = 0; i < values.Length; i++)
+                    tokens[i] = Token(toUInt64(values[i]), count, i);
+            }
+            else
+            {
+                var values = buffer.GetValues();
+                var indices = buffer.GetIndices();
+                for (int i = 0; i < values.Length; i++)
+                    tokens[indices[i]] = Token(toUInt64(values[i]), count, indices[i]);
+            }
+            return tokens;
+        };
+    }
+
+    private int Token(ulong key, ulong count, int index)
+    {
+        // Key value k (1..count) is token k; 0, the missing key, is token 0. Larger values break the key type's contract.
+        if (key > count)
+            throw Error($"has key {key} at index {index}, beyond its key count {count}");
+        return (int)key;
+    }
+
+    private InvalidOperationException Error(string what) =>
+        new($"Row {_row.Position} of sequence column '{_column}' {what}.");
+}
+
+/// <summary>Turns an <see cref="IDataView"/> (sequence column and key label column) into an in-memory <see cref="SequenceDataset"/>.</summary>
+internal static class SequenceColumnReader
+{
+    /// <summary>
+    /// Reads every row with a label. Rows whose label is missing (key 0) are skipped and counted in
+    /// <paramref name="skipped"/>. Labels become 0-based class indices.
+    /// </summary>
+    public static SequenceDataset ReadLabeled(IExceptionContext ectx, IDataView data, DataViewSchema.Column sequence, SequenceInputType type,
+        DataViewSchema.Column label, out long skipped)
+    {
+        var dataset = type.NewDataset();
+        skipped = 0;
+        using var cursor = data.GetRowCursor(new[] { sequence, label });
+        var reader = new SequenceRowReader(cursor, sequence, type);
+        var labelGetter = LabelReader(cursor, label);
+        ulong classCount = ((KeyDataViewType)label.Type).Count;
+        while (cursor.MoveNext())
+        {
+            ulong key = labelGetter();
+            if (key == 0)
+            {
+                skipped++;
+                continue;
+            }
+            if (key > classCount)
+                throw ectx.Except($"Row {cursor.Position} of label column '{label.Name}' has key {key}, beyond its key count {classCount}.");
+            reader.AddTo(dataset, checked((int)key - 1));
+        }
+        return dataset;
+    }
+
+    /// <summary>A getter of a key column's raw value as <see cref="ulong"/>, whatever its raw type.</summary>
+    public static Func<ulong> LabelReader(DataViewRow row, DataViewSchema.Column label)
+    {
+        var raw = label.Type.RawType;
+        if (raw == typeof(byte))
+            return Wrap<byte>(row, label, v => v);
+        if (raw == typeof(ushort))
+            return Wrap<ushort>(row, label, v => v);
+        if (raw == typeof(uint))
+            return Wrap<uint>(row, label, v => v);
+        return Wrap<ulong>(row, label, v => v);
+
+        static Func<ulong> Wrap<T>(DataViewRow row, DataViewSchema.Column label, Func<T, ulong> convert)
+        {
+            var getter = row.GetGetter<T>(label);
+            T value = default!;
+            return () =>
+            {
+                getter(ref value);
+                return convert(value);
+            };
+        }
+    }
+}

@@ -1,0 +1,149 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.AuxRnn.Model;
+
+/// <summary>
+/// The auxiliary network of r-LSTM and p-LSTM: its own input encoder → an LSTM of (by default) 2 layers whose bottom
+/// layer starts from the main LSTM's state at the anchor and whose upper layers start from zeros → a 2-layer feed-forward head
+/// at every step giving a distribution over the vocabulary (tokens; cross-entropy) or a vector (values; squared
+/// L2 distance). It is fed a segment's steps 0..m−2 and predicts steps 1..m−1.
+/// </summary>
+/// <remarks>
+/// Used only while training: it is not part of <see cref="AuxLstmNetwork"/>'s saved state. With teacher forcing
+/// the whole segment batch goes through one fused 2-layer LSTM call; with scheduled sampling the decoder runs
+/// step by step, feeding back (per row, with the given probability) a token sampled from its own prediction or
+/// its predicted vector.
+/// </remarks>
+internal sealed class AuxiliaryDecoder : nn.Module
+{
+    private readonly Embedding? _embedding;
+    private readonly Linear? _projection;
+    private readonly LSTM _lstm;
+    private readonly Linear _fc1;
+    private readonly Linear _fc2;
+
+    /// <param name="shape">The main network's shape (sizes, vocabulary or step size).</param>
+    /// <param name="layers">LSTM layers (<see cref="AuxLstmClassifierOptions.DecoderLayers"/>).</param>
+    public AuxiliaryDecoder(NetworkShape shape, int layers = 2) : base(nameof(AuxiliaryDecoder))
+    {
+        if (layers < 1)
+            throw new ArgumentOutOfRangeException(nameof(layers));
+        Shape = shape;
+        Layers = layers;
+        if (shape.Discrete)
+            _embedding = nn.Embedding(shape.Vocabulary, shape.EmbeddingSize);
+        else
+            _projection = nn.Linear(shape.StepSize, shape.EmbeddingSize);
+        _lstm = nn.LSTM(shape.EmbeddingSize, shape.HiddenSize, numLayers: layers, batchFirst: true);
+        _fc1 = nn.Linear(shape.HiddenSize, shape.ClassifierHiddenSize);
+        _fc2 = nn.Linear(shape.ClassifierHiddenSize, shape.Discrete ? shape.Vocabulary : shape.StepSize);
+        RegisterComponents();
+    }
+
+    public NetworkShape Shape { get; }
+
+    public int Layers { get; }
+
+    private Tensor EncodeRaw(Tensor raw) => _embedding is not null ? _embedding.forward(raw) : _projection!.forward(raw);
+
+    private Tensor Head(Tensor y)
+    {
+        using var hidden = nn.functional.relu(_fc1.forward(y));
+        return _fc2.forward(hidden);
+    }
+
+    /// <summary>
+    /// Predictions (R, M − 1, V or S) of segment steps 1..M−1 from steps 0..M−2.
+    /// </summary>
+    /// <param name="anchorH">(R, H) main-LSTM hidden state at each segment's anchor: the bottom layer's start.</param>
+    /// <param name="anchorC">(R, H) main-LSTM cell state at each anchor.</param>
+    /// <param name="segments">Raw segment input, (R, M) tokens or (R, M, S) values, in the order the decoder reads them.</param>
+    /// <param name="samplingProbability">Probability of feeding a row its own previous prediction instead of the true step.</param>
+    /// <param name="generator">Random source of the sampling decisions and sampled tokens (the global one when null).</param>
+    /// <param name="stepwise">Run step by step even without sampling (slow; for tests).</param>
+    public Tensor Forward(Tensor anchorH, Tensor anchorC, Tensor segments, double samplingProbability, Generator? generator, bool stepwise = false)
+    {
+        using var scope = NewDisposeScope();
+        long rows = segments.shape[0];
+        long m = segments.shape[1];
+        if (m < 2)
+            throw new ArgumentException("Segments need at least 2 steps.", nameof(segments));
+        var zero = zeros_like(anchorH);
+        var h0 = stack(new[] { anchorH }.Concat(Enumerable.Repeat(zero, Layers - 1)), 0);
+        var c0 = stack(new[] { anchorC }.Concat(Enumerable.Repeat(zero, Layers - 1)), 0);
+        var inputs = EncodeRaw(segments.narrow(1, 0, m - 1));
+
+        if (samplingProbability <= 0 && !stepwise)
+        {
+            var (y, _, _) = _lstm.forward(inputs, (h0, c0));
+            return Head(y).MoveToOuterDisposeScope();
+        }
+
+        var outputs = new List<Tensor>((int)m - 1);
+        (Tensor, Tensor) state = (h0, c0);
+        Tensor? previous = null;
+        for (long j = 0; j < m - 1; j++)
+        {
+            var x = inputs.narrow(1, j, 1);
+            if (previous is not null && samplingProbability > 0)
+            {
+                var feedBack = rand(new[] { rows }, device: segments.device, generator: generator).lt(samplingProbability);
+                if (feedBack.any().item<bool>())
+                {
+                    var own = EncodeRaw(previous.unsqueeze(1));
+                    x = where(feedBack.view(rows, 1, 1), own, x);
+                }
+            }
+            var (y, h, c) = _lstm.forward(x, state);
+            state = (h, c);
+            var o = Head(y);
+            outputs.Add(o);
+            if (samplingProbability > 0)
+            {
+                using var detached = o.squeeze(1).detach();
+                previous = Shape.Discrete
+                    ? nn.functional.softmax(detached, -1).multinomial(1, generator: generator).squeeze(1)
+                    : detached.clone();
+            }
+        }
+        return cat(outputs, 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The auxiliary loss of a batch: each segment's loss averaged over its predicted steps, summed over segments
+    /// and divided by <paramref name="batchRows"/> (so it is summed over a row's anchors and averaged over rows).
+    /// </summary>
+    /// <param name="predictions">(R, M − 1, V or S) from <see cref="Forward"/>.</param>
+    /// <param name="segments">The same raw segments (R, M[, S]).</param>
+    /// <param name="lengths">Real steps of each segment (≥ 2; the rest is padding).</param>
+    /// <param name="batchRows">Rows of the batch the segments come from.</param>
+    public Tensor Loss(Tensor predictions, Tensor segments, IReadOnlyList<int> lengths, int batchRows)
+    {
+        using var scope = NewDisposeScope();
+        long rows = segments.shape[0];
+        long m = segments.shape[1];
+        var targets = segments.narrow(1, 1, m - 1);
+        Tensor perStep;
+        if (Shape.Discrete)
+        {
+            perStep = nn.functional.cross_entropy(predictions.reshape(-1, Shape.Vocabulary), targets.reshape(-1), reduction: nn.Reduction.None)
+                .view(rows, m - 1);
+        }
+        else
+        {
+            perStep = (predictions - targets).square().sum(-1);
+        }
+
+        var weights = new float[rows * (m - 1)];
+        for (int r = 0; r < rows; r++)
+        {
+            int predicted = lengths[r] - 1;
+            for (int j = 0; j < predicted; j++)
+                weights[r * (m - 1) + j] = 1f / predicted;
+        }
+        var w = tensor(weights, new long[] { rows, m - 1 }, device: predictions.device);
+        return ((perStep * w).sum() / batchRows).MoveToOuterDisposeScope();
+    }
+}

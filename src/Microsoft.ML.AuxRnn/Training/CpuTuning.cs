@@ -1,0 +1,136 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Microsoft.ML.AuxRnn.Training;
+
+/// <summary>
+/// CPU settings that make LSTM training several times faster and that TorchSharp does not expose: flushing
+/// denormal floats to zero, transparent huge pages for large tensors, and keeping freed memory for reuse while
+/// training.
+/// </summary>
+/// <remarks>
+/// <para>Denormals: truncated backpropagation makes gradients decay through hundreds of steps into denormal floats,
+/// which x86 CPUs compute up to 100× slower. Measured here, the backward pass of a 300-step LSTM window (batch 128,
+/// 128 cells) took 4.9 s with denormals and 0.47 s without. <see cref="FlushDenormals"/> is PyTorch's
+/// <c>torch.set_flush_denormal</c>: it sets the mode of the calling thread and of the intra-op threads started
+/// afterwards; values below 1.2e-38 become 0.</para>
+/// <para>Huge pages: an r-LSTM step allocates and frees hundreds of MiB of activations; with 4 KiB pages the kernel
+/// spent a third of the step zero-filling pages (1.3 s of 3.9 s on the MNIST setting). libtorch's CPU allocator
+/// asks for 2 MiB pages when <c>THP_MEM_ALLOC_ENABLE=1</c>, an environment variable it reads at its first
+/// allocation: this assembly's module initializer sets it in the native environment unless the process already
+/// has it (set it to 0 to opt out).</para>
+/// <para>Reuse: glibc serves blocks above 32 MiB with fresh mmap calls and returns them when freed, so every step
+/// faults in and zero-fills its activations again. <see cref="RetainFreedMemory"/> makes glibc serve them from
+/// the heap and keep freed memory while training (the step repeats the same sizes, so it is reused), then returns
+/// it: r-LSTM's MNIST step went from 3.0 s to 2.3 s. It is skipped when the process tunes malloc through
+/// MALLOC_* environment variables.</para>
+/// </remarks>
+internal static unsafe class CpuTuning
+{
+    private const string HugePagesVariable = "THP_MEM_ALLOC_ENABLE";
+    private static readonly object Gate = new();
+    private static bool _resolved;
+    private static delegate* unmanaged<IntPtr> _globalContext;
+    private static delegate* unmanaged<IntPtr, byte, byte> _setFlushDenormal;
+
+    private const int MTrimThreshold = -1;
+    private const int MMmapMax = -4;
+
+    [DllImport("libc", EntryPoint = "mallopt")]
+    private static extern int MallOpt(int parameter, int value);
+
+    [DllImport("libc", EntryPoint = "malloc_trim")]
+    private static extern int MallocTrim(nuint pad);
+
+    [DllImport("libc", EntryPoint = "setenv")]
+    private static extern int SetEnv([MarshalAs(UnmanagedType.LPUTF8Str)] string name, [MarshalAs(UnmanagedType.LPUTF8Str)] string value, int overwrite);
+
+#pragma warning disable CA2255 // deliberate: it must run before libtorch's first allocation
+    [ModuleInitializer]
+#pragma warning restore CA2255
+    internal static void EnableHugePages()
+    {
+        try
+        {
+            if (OperatingSystem.IsLinux() && Environment.GetEnvironmentVariable(HugePagesVariable) is null)
+                SetEnv(HugePagesVariable, "1", overwrite: 0);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            // Not glibc: leave libtorch's default.
+        }
+    }
+
+    /// <summary>
+    /// Until disposed, glibc keeps freed memory and serves large blocks from the heap instead of mmap; on disposal its
+    /// defaults return and freed memory goes back to the system. Does nothing off glibc or when MALLOC_* is set.
+    /// </summary>
+    public static IDisposable RetainFreedMemory()
+    {
+        if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariables().Keys.Cast<string>().Any(k => k.StartsWith("MALLOC_", StringComparison.Ordinal)))
+            return NoOp.Instance;
+        try
+        {
+            if (MallOpt(MMmapMax, 0) == 0)
+                return NoOp.Instance;
+            MallOpt(MTrimThreshold, int.MaxValue);
+            return new Retention();
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return NoOp.Instance;
+        }
+    }
+
+    private sealed class Retention : IDisposable
+    {
+        private bool _disposed;
+
+        public void Dispose()
+        {
+            if (_disposed)
+                return;
+            _disposed = true;
+            MallOpt(MMmapMax, 65_536);          // glibc's default
+            MallOpt(MTrimThreshold, 128 * 1024); // glibc's default
+            MallocTrim(0);
+        }
+    }
+
+    private sealed class NoOp : IDisposable
+    {
+        public static readonly NoOp Instance = new();
+
+        public void Dispose()
+        {
+        }
+    }
+
+    /// <summary>Sets flush-denormals-to-zero on the calling thread; returns whether the CPU and libtorch support it.</summary>
+    public static bool FlushDenormals(bool on)
+    {
+        if (!Resolve())
+            return false;
+        return _setFlushDenormal(_globalContext(), on ? (byte)1 : (byte)0) != 0;
+    }
+
+    private static bool Resolve()
+    {
+        lock (Gate)
+        {
+            if (!_resolved)
+            {
+                _resolved = true;
+                if (OperatingSystem.IsLinux()
+                    && NativeLibrary.TryLoad("libtorch_cpu.so", typeof(CpuTuning).Assembly, null, out var lib)
+                    && NativeLibrary.TryGetExport(lib, "_ZN2at13globalContextEv", out var context)
+                    && NativeLibrary.TryGetExport(lib, "_ZN2at7Context16setFlushDenormalEb", out var set))
+                {
+                    _globalContext = (delegate* unmanaged<IntPtr>)context;
+                    _setFlushDenormal = (delegate* unmanaged<IntPtr, byte, byte>)set;
+                }
+            }
+            return _globalContext != null;
+        }
+    }
+}

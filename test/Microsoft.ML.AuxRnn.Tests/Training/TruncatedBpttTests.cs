@@ -1,0 +1,184 @@
+using Microsoft.ML.AuxRnn.Data;
+using Microsoft.ML.AuxRnn.Model;
+using Microsoft.ML.AuxRnn.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.AuxRnn.Tests.Training;
+
+/// <summary>
+/// Where the gradients of each loss reach. Every (row, step) of the batch gets its own token, so the gradient of
+/// the main network's embedding row for that token is exactly the gradient with respect to that step's input.
+/// </summary>
+public class TruncatedBpttTests
+{
+    private static readonly int[] Lengths = { 37, 50, 23, 12 };
+    private const int MaxLength = 50;
+
+    private static int TokenOf(int row, int step) => 1 + row * MaxLength + step; // 0 is padding
+
+    private static SequenceBatch UniqueTokenBatch()
+    {
+        var data = SequenceDataset.Discrete(1 + Lengths.Length * MaxLength);
+        for (int row = 0; row < Lengths.Length; row++)
+            data.AddTokens(Enumerable.Range(0, Lengths[row]).Select(t => TokenOf(row, t)).ToArray(), row % 3);
+        return data.GetBatch(Enumerable.Range(0, Lengths.Length).ToArray());
+    }
+
+    private static NetworkShape UniqueTokenShape(AuxiliaryLoss loss) =>
+        TrainingFixtures.Shape(loss, vocabulary: 1 + Lengths.Length * MaxLength);
+
+    /// <summary>Per row and step: whether the input gradient there is non-zero (after one backward pass).</summary>
+    private static bool[][] InputGradientMask(AuxLstmNetwork network)
+    {
+        var grad = network.EncoderWeight.grad;
+        var norms = grad is null
+            ? new float[1 + Lengths.Length * MaxLength]
+            : grad.abs().sum(1).data<float>().ToArray();
+        norms[0].Should().Be(0, "padding never enters a window");
+        return Lengths.Select((length, row) => Enumerable.Range(0, length).Select(t => norms[TokenOf(row, t)] != 0).ToArray()).ToArray();
+    }
+
+    private static void ShouldReachExactly(bool[][] reached, Func<int, int, bool> expected, string why)
+    {
+        for (int row = 0; row < reached.Length; row++)
+        {
+            for (int t = 0; t < reached[row].Length; t++)
+                reached[row][t].Should().Be(expected(row, t), $"row {row} (length {Lengths[row]}), step {t}: {why}");
+        }
+    }
+
+    private static float GradientNorm(TorchSharp.Modules.Parameter p) => p.grad is null ? 0 : p.grad.abs().sum().item<float>();
+
+    private static AuxLstmNetwork Network(AuxiliaryLoss loss, int seed = 3)
+    {
+        random.manual_seed(seed);
+        var network = new AuxLstmNetwork(UniqueTokenShape(loss));
+        network.eval();
+        return network;
+    }
+
+    [Theory]
+    [InlineData(10, 7)]
+    [InlineData(10, 1000)]
+    [InlineData(1, 4)]
+    public void SupervisedGradientReachesTheLastKStepsOfEachRowOnly(int k, int chunk)
+    {
+        using var scope = NewDisposeScope();
+        var network = Network(AuxiliaryLoss.None);
+        var batch = UniqueTokenBatch();
+        var bptt = new TruncatedBptt(k, 300, chunk);
+        var states = bptt.Run(network, batch, network.RawInput(batch, CPU), supervised: true, Array.Empty<AuxSegment>());
+        var loss = nn.functional.cross_entropy(network.Classify(states.Final!), tensor(batch.Labels));
+        loss.backward();
+
+        ShouldReachExactly(InputGradientMask(network), (row, t) => t >= Lengths[row] - k,
+            $"the supervised window is the last {k} steps");
+    }
+
+    [Fact]
+    public void FullBpttReachesTheFirstStep()
+    {
+        using var scope = NewDisposeScope();
+        var network = Network(AuxiliaryLoss.None);
+        var batch = UniqueTokenBatch();
+        var states = new TruncatedBptt(null, null).Run(network, batch, network.RawInput(batch, CPU), true, Array.Empty<AuxSegment>());
+        nn.functional.cross_entropy(network.Classify(states.Final!), tensor(batch.Labels)).backward();
+
+        ShouldReachExactly(InputGradientMask(network), (_, _) => true, "full BPTT reaches every step");
+    }
+
+    [Fact]
+    public void ZeroTruncationTrainsTheClassifierOnly()
+    {
+        using var scope = NewDisposeScope();
+        var network = Network(AuxiliaryLoss.None);
+        var batch = UniqueTokenBatch();
+        var states = new TruncatedBptt(0, 300).Run(network, batch, network.RawInput(batch, CPU), true, Array.Empty<AuxSegment>());
+        nn.functional.cross_entropy(network.Classify(states.Final!), tensor(batch.Labels)).backward();
+
+        ShouldReachExactly(InputGradientMask(network), (_, _) => false, "truncation 0 stops the labels at the LSTM");
+        network.Lstm.parameters().Select(GradientNorm).Should().OnlyContain(n => n == 0);
+        network.ClassifierParameters().Select(GradientNorm).Should().OnlyContain(n => n > 0);
+    }
+
+    [Theory]
+    [InlineData(AuxiliaryLoss.Reconstruct, 6)]
+    [InlineData(AuxiliaryLoss.Predict, 6)]
+    [InlineData(AuxiliaryLoss.Reconstruct, 0)]
+    public void EachAnchorsLossReachesTheKStepsBeforeItsAnchorOnly(AuxiliaryLoss kind, int k)
+    {
+        using var scope = NewDisposeScope();
+        var network = Network(kind);
+        random.manual_seed(5);
+        var decoder = new AuxiliaryDecoder(network.Shape);
+        var batch = UniqueTokenBatch();
+        // Two anchors in row 0 (overlapping windows), one near the start of row 2 (window cut at step 0), one in row 3.
+        var segments = kind == AuxiliaryLoss.Reconstruct
+            ? new[] { new AuxSegment(0, 30, 20, 10, true), new AuxSegment(0, 34, 24, 10, true), new AuxSegment(2, 4, 0, 4, true), new AuxSegment(3, 12, 4, 8, false) }
+            : new[] { new AuxSegment(0, 30, 29, 5, false), new AuxSegment(0, 34, 33, 4, false), new AuxSegment(2, 4, 3, 6, false), new AuxSegment(3, 9, 8, 4, false) };
+        var objective = new AuxObjective(network, decoder, new TruncatedBptt(300, k, 5), CPU);
+        var losses = objective.Compute(batch, segments, supervised: false, 0, null);
+        losses.Supervised.Should().BeNull();
+        losses.Auxiliary!.backward();
+
+        bool InAWindow(int row, int t) => segments.Any(s => s.Row == row && t >= s.Anchor - k && t < s.Anchor);
+        ShouldReachExactly(InputGradientMask(network), InAWindow, $"each anchor's window is the {k} steps before it");
+        decoder.parameters().Select(GradientNorm).Should().OnlyContain(n => n > 0, "the decoder is trained whatever the truncation");
+        network.ClassifierParameters().Select(GradientNorm).Should().OnlyContain(n => n == 0, "the auxiliary loss never touches the classifier");
+    }
+
+    [Fact]
+    public void TruncationChangesGradientsNotValues()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var network = Network(AuxiliaryLoss.None);
+        var batch = UniqueTokenBatch();
+        var raw = network.RawInput(batch, CPU);
+        var (full, _, _) = network.Lstm.forward(network.EncodeRaw(raw));
+        var expected = AuxLstmNetwork.GatherLast(full, batch.Lengths, 0);
+
+        foreach (var (k, chunk) in new (int?, int)[] { (null, 256), (0, 3), (5, 4), (10, 1000), (49, 7) })
+        {
+            var states = new TruncatedBptt(k, 300, chunk).Run(network, batch, raw, true, Array.Empty<AuxSegment>());
+            states.Final!.allclose(expected, rtol: 1e-4, atol: 1e-5).Should().BeTrue($"truncation {k?.ToString() ?? "none"} with chunks of {chunk}");
+        }
+    }
+
+    [Fact]
+    public void StatesAtArbitraryRowPositionsMatchAPlainForwardPass()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var network = Network(AuxiliaryLoss.None);
+        var batch = UniqueTokenBatch();
+        var raw = network.RawInput(batch, CPU);
+        var rng = new Random(7);
+        var requests = Enumerable.Range(0, 25).Select(_ =>
+        {
+            int row = rng.Next(Lengths.Length);
+            return new StateRequest(row, rng.Next(0, Lengths[row] + 1));
+        }).Append(new StateRequest(1, 50)).Append(new StateRequest(1, 0)).ToList();
+
+        var (h, c) = network.StatesAt(raw, null, null, requests, maxChunk: 6);
+
+        h.shape.Should().Equal(requests.Count, 8);
+        for (int i = 0; i < requests.Count; i++)
+        {
+            var (row, position) = requests[i];
+            Tensor expectedH, expectedC;
+            if (position == 0)
+            {
+                (expectedH, expectedC) = (zeros(8), zeros(8));
+            }
+            else
+            {
+                var (_, hn, cn) = network.Lstm.forward(network.EncodeRaw(raw[row].narrow(0, 0, position).unsqueeze(0)));
+                (expectedH, expectedC) = (hn[0, 0], cn[0, 0]);
+            }
+            h[i].allclose(expectedH, rtol: 1e-4, atol: 1e-5).Should().BeTrue($"h of request {requests[i]}");
+            c[i].allclose(expectedC, rtol: 1e-4, atol: 1e-5).Should().BeTrue($"c of request {requests[i]}");
+        }
+    }
+}
