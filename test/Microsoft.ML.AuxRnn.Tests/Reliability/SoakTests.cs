@@ -8,8 +8,9 @@ using Xunit.Abstractions;
 namespace Microsoft.ML.AuxRnn.Tests.Reliability;
 
 /// <summary>
-/// Many training steps and many scored rows leave memory where it was: the resident set at the 100th and the
-/// 1,000th step (or row) are within 10 %, and the live native tensors are the same.
+/// Many training steps and many scored rows do not grow memory: the resident set at the 1,000th step (or 10,000th
+/// row) is at most 10 % above the one at the 100th step (1,000th row), and there are no more live native tensors.
+/// (Memory that other tests' garbage gives back meanwhile may make it shrink: only growth would be a leak.)
 /// </summary>
 public class SoakTests
 {
@@ -35,7 +36,7 @@ public class SoakTests
         long tensors = torch.Tensor.TotalCount; // before collecting: leaked handles must not be rescued by finalizers
         GC.Collect();
         GC.WaitForPendingFinalizers();
-        GC.Collect();
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true); // decommits free GC memory now
         MallocTrim(0);
         return (tensors, ResidentBytes());
     }
@@ -82,7 +83,7 @@ public class SoakTests
         _output.WriteLine($"1,000 steps in {watch.Elapsed.TotalSeconds:F1} s; step 100: {atStep[100]}, step 1,000: {atStep[1000]}");
         model.TrainingHistory.Should().HaveCount(1000).And.OnlyContain(r => r.Batches == 1);
         atStep[1000].Tensors.Should().BeLessThanOrEqualTo(atStep[100].Tensors, "no native tensor outlives its step");
-        ((double)atStep[1000].Resident).Should().BeApproximately(atStep[100].Resident, atStep[100].Resident * 0.10);
+        ((double)atStep[1000].Resident).Should().BeLessThanOrEqualTo(atStep[100].Resident * 1.10, "resident memory does not grow by 10 % from step 100 to step 1,000");
 
         // 10,000 rows, one prediction engine call each (the per-row path), then 10,000 more through Transform.
         var (scoringMl, rows) = Keyed(100, seed: 2);
@@ -105,9 +106,9 @@ public class SoakTests
         _output.WriteLine($"20,000 rows in {watch.Elapsed.TotalSeconds:F1} s; engine row 1,000: {atRow[1_000]}, row 10,000: {atRow[10_000]}; " +
                           $"Transform row 1,000: {atRow[11_000]}, row 10,000: {atRow[20_000]}");
         atRow[10_000].Tensors.Should().BeLessThanOrEqualTo(atRow[1_000].Tensors);
-        ((double)atRow[10_000].Resident).Should().BeApproximately(atRow[1_000].Resident, atRow[1_000].Resident * 0.10);
+        ((double)atRow[10_000].Resident).Should().BeLessThanOrEqualTo(atRow[1_000].Resident * 1.10);
         atRow[20_000].Tensors.Should().BeLessThanOrEqualTo(atRow[11_000].Tensors);
-        ((double)atRow[20_000].Resident).Should().BeApproximately(atRow[11_000].Resident, atRow[11_000].Resident * 0.10);
+        ((double)atRow[20_000].Resident).Should().BeLessThanOrEqualTo(atRow[11_000].Resident * 1.10);
     }
 
     private sealed class ScoreRow
