@@ -314,7 +314,18 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         env.CheckValue(ctx, nameof(ctx));
         ctx.CheckAtModel(GetVersionInfo());
         TorchNativeLoader.ThrowIfFailed();
+        try
+        {
+            return Load(env, ctx);
+        }
+        catch (EndOfStreamException e)
+        {
+            throw new InvalidDataException("The model's AuxLstmClassifier stream ends early; the file is truncated or corrupt.", e);
+        }
+    }
 
+    private static AuxLstmClassifierTransformer Load(IHostEnvironment env, ModelLoadContext ctx)
+    {
         var options = new AuxLstmClassifierOptions
         {
             LabelColumnName = ctx.LoadNonEmptyString(),

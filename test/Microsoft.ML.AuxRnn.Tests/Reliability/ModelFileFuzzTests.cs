@@ -14,8 +14,11 @@ public sealed class ModelFileFuzzTests : IDisposable
     private readonly string _good;
     private readonly IDataView _data;
 
-    public ModelFileFuzzTests()
+    private readonly Xunit.Abstractions.ITestOutputHelper _output;
+
+    public ModelFileFuzzTests(Xunit.Abstractions.ITestOutputHelper output)
     {
+        _output = output;
         var ml = new MLContext(seed: 1);
         _data = ml.Data.LoadFromEnumerable(Synthetic.Trends(16, 3, 6));
         var model = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.Transforms.AuxLstmClassifier(Synthetic.TinyOptions())).Fit(_data);
@@ -39,6 +42,7 @@ public sealed class ModelFileFuzzTests : IDisposable
                 bytes[rng.Next(bytes.Length)] ^= (byte)(1 << rng.Next(8));
             outcomes.Add(LoadAndScore(Write($"flip{seed}.zip", bytes), $"seed {seed}"));
         }
+        _output.WriteLine(string.Join(", ", outcomes.GroupBy(o => o).Select(g => $"{g.Key} x{g.Count()}")));
         outcomes.Should().Contain(o => o != "scored", "most damage is detected");
     }
 
@@ -66,6 +70,7 @@ public sealed class ModelFileFuzzTests : IDisposable
             }
             outcomes.Add(LoadAndScore(Zip($"inner{seed}.zip", copy), $"seed {seed}, {Path.GetFileName(target)}"));
         }
+        _output.WriteLine(string.Join(", ", outcomes.GroupBy(o => o).Select(g => $"{g.Key} x{g.Count()}")));
         outcomes.Should().Contain(o => o != "scored");
     }
 
@@ -106,7 +111,8 @@ public sealed class ModelFileFuzzTests : IDisposable
             // IOException: also a damaged loader assembly name, which ML.NET then fails to load ("Could not load file or assembly 'MicrosoŦt.ML.AuxRnn'").
             chain.Should().Contain(x => x is InvalidDataException || x is FormatException || x is IOException || x is ArgumentException,
                 $"the failure should say what is wrong ({what}):\n{e}");
-            return chain.Last().GetType().Name;
+            var clear = chain.First(x => x is not System.Reflection.TargetInvocationException);
+            return clear.GetType().Name + ": " + clear.Message.Split('\n')[0];
         }
         finally
         {
