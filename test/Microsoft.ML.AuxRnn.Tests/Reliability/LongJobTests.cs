@@ -128,6 +128,23 @@ public class LongJobTests
         estimator.Invoking(e => e.Fit(data)).Should().Throw<InvalidOperationException>()
             .WithMessage("*diverged in epoch *, batch *");
     }
+
+    [Fact]
+    public void WeightsThatTheLastUpdateMadeInfiniteStopFitToo()
+    {
+        // One batch, no clipping: RMSProp's first step moves weights by ±10·1e38 = ±∞, and no later loss sees it.
+        var (ml, data) = Keyed(16);
+        var estimator = ml.Transforms.AuxLstmClassifier(Options(1).With(o =>
+        {
+            o.BatchSize = 16;
+            o.LearningRate = 1e38;
+            o.GradientClipNorm = 0;
+            o.AuxiliaryLoss = AuxiliaryLoss.None;
+        }));
+
+        estimator.Invoking(e => e.Fit(data)).Should().Throw<InvalidOperationException>()
+            .WithMessage("*diverged in epoch 1, batch 1*NaN or infinite*LearningRate*");
+    }
 }
 
 internal static class OptionsExtensions
