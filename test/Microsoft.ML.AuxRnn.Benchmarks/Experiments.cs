@@ -77,6 +77,10 @@ internal sealed class Experiments
         };
         IDataView train = Take(AuxRnnDatasets.LoadCifar10(_ml, DataPath("cifar10", "data_batch_1.bin")), _settings.TrainRows);
         IDataView test = Take(AuxRnnDatasets.LoadCifar10(_ml, DataPath("cifar10", "test_batch.bin")), _settings.TestRows);
+        // Continuous RGB values are projected linearly: scale them to [0, 1] first, as a user would.
+        var scale = _ml.Transforms.NormalizeMinMax("Features").Fit(train);
+        train = scale.Transform(train);
+        test = scale.Transform(test);
         var results = PaperRows.Select(c => Run(c, train, test, o => o.StepSize = 3)).ToList();
         _report.Section("CIFAR-10 pixels (1,024 steps × 3 values, experiment 2)",
             "The subset in ../shared/data has 4,000 training images (the paper: 50,000), so accuracies are lower.");
@@ -93,7 +97,8 @@ internal sealed class Experiments
     {
         IDataView train = Take(AuxRnnDatasets.LoadZhangCsv(_ml, DataPath("dbpedia", "train.csv")), _settings.TrainRows);
         IDataView test = Take(AuxRnnDatasets.LoadZhangCsv(_ml, DataPath("dbpedia", "test.csv")), _settings.TestRows);
-        var featurize = _ml.Transforms.Text.TokenizeIntoCharactersAsKeys("Tokens", "Text", useMarkerCharacters: false);
+        // Zhang et al.'s 70-character alphabet (lower-cased), as in the character-level papers.
+        var featurize = AuxRnnDatasets.CharacterFeaturizer(_ml, "Tokens");
         var fitted = featurize.Fit(train);
         IDataView trainTokens = fitted.Transform(train), testTokens = fitted.Transform(test);
         var rows = new[]
