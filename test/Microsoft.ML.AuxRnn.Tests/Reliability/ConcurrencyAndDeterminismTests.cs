@@ -128,7 +128,7 @@ public class ConcurrencyAndDeterminismTests
             {
                 string path = Path.Combine(folder, $"model{i}.zip");
                 ml.Model.Save(model, test.Schema, path);
-                return Entries(path);
+                return ModelZip.Entries(path);
             }).ToArray();
 
             // Zip timestamps differ; every entry's bytes must not.
@@ -150,17 +150,6 @@ public class ConcurrencyAndDeterminismTests
         }
     }
 
-    private static Dictionary<string, byte[]> Entries(string zip)
-    {
-        using var archive = ZipFile.OpenRead(zip);
-        return archive.Entries.ToDictionary(e => e.FullName, e =>
-        {
-            using var stream = e.Open();
-            using var buffer = new MemoryStream();
-            stream.CopyTo(buffer);
-            return buffer.ToArray();
-        });
-    }
 
     private sealed class ScoreRow
     {

@@ -50,7 +50,7 @@ public sealed class ModelFileFuzzTests : IDisposable
     public void RandomByteFlipsInsideTheClassifiersStreamsFailCleanly()
     {
         // Inside the zip's compression and checksums: the damage reaches the classifier's own reader.
-        var entries = Entries(_good);
+        var entries = ModelZip.Entries(_good);
         string[] targets = entries.Keys.Where(k => k.EndsWith(AuxLstmClassifierTransformer.WeightsStreamName, StringComparison.Ordinal)
             || (k.EndsWith("Model.key", StringComparison.Ordinal) && System.Text.Encoding.ASCII.GetString(entries[k], 0x40, 8) == "AUXLSTMC")).ToArray();
         targets.Should().HaveCount(2);
@@ -77,7 +77,7 @@ public sealed class ModelFileFuzzTests : IDisposable
     [Fact]
     public void NonFiniteWeightsAreRejected()
     {
-        var entries = Entries(_good);
+        var entries = ModelZip.Entries(_good);
         string weights = entries.Keys.Single(k => k.EndsWith(AuxLstmClassifierTransformer.WeightsStreamName, StringComparison.Ordinal));
         // The stream ends with the last tensor's raw values: make its last float NaN.
         BitConverter.GetBytes(float.NaN).CopyTo(entries[weights], entries[weights].Length - 4);
@@ -141,17 +141,6 @@ public sealed class ModelFileFuzzTests : IDisposable
         return path;
     }
 
-    private static Dictionary<string, byte[]> Entries(string zip)
-    {
-        using var archive = ZipFile.OpenRead(zip);
-        return archive.Entries.ToDictionary(e => e.FullName, e =>
-        {
-            using var stream = e.Open();
-            using var buffer = new MemoryStream();
-            stream.CopyTo(buffer);
-            return buffer.ToArray();
-        });
-    }
 
     private string Zip(string name, Dictionary<string, byte[]> entries)
     {
