@@ -124,7 +124,7 @@ internal sealed class AuxLstmNetwork : nn.Module
         var raw = RawInput(batch, device);
         var requests = new StateRequest[batch.Count];
         for (int i = 0; i < batch.Count; i++)
-            requests[i] = new StateRequest(i, batch.Lengths[i]);
+            requests[i] = new StateRequest(i, batch.Lengths[i]) { HiddenOnly = true };
         var (h, _) = StatesAt(raw, null, null, requests, ForwardChunk);
         return h.MoveToOuterDisposeScope();
     }

@@ -14,7 +14,8 @@ namespace Microsoft.ML.AuxRnn.Model;
 /// Used only while training: it is not part of <see cref="AuxLstmNetwork"/>'s saved state. With teacher forcing
 /// the whole segment batch goes through one fused 2-layer LSTM call; with scheduled sampling the decoder runs
 /// step by step, feeding back (per row, with the given probability) a token sampled from its own prediction or
-/// its predicted vector.
+/// its predicted vector. Internally everything is time-major (steps, rows, …), the layout oneDNN's LSTM computes in:
+/// no transposed copies of inputs, outputs or their gradients; predictions are returned as a (rows, steps, …) view.
 /// </remarks>
 internal sealed class AuxiliaryDecoder : nn.Module
 {
@@ -36,7 +37,7 @@ internal sealed class AuxiliaryDecoder : nn.Module
             _embedding = nn.Embedding(shape.Vocabulary, shape.EmbeddingSize);
         else
             _projection = nn.Linear(shape.StepSize, shape.EmbeddingSize);
-        _lstm = nn.LSTM(shape.EmbeddingSize, shape.HiddenSize, numLayers: layers, batchFirst: true);
+        _lstm = nn.LSTM(shape.EmbeddingSize, shape.HiddenSize, numLayers: layers, batchFirst: false);
         _fc1 = nn.Linear(shape.HiddenSize, shape.ClassifierHiddenSize);
         _fc2 = nn.Linear(shape.ClassifierHiddenSize, shape.Discrete ? shape.Vocabulary : shape.StepSize);
         RegisterComponents();
@@ -50,12 +51,14 @@ internal sealed class AuxiliaryDecoder : nn.Module
 
     private Tensor Head(Tensor y)
     {
-        using var hidden = nn.functional.relu(_fc1.forward(y));
+        // ReLU in place: the linear layer's backward does not need its output, ReLU's needs only its result.
+        using var hidden = _fc1.forward(y);
+        nn.functional.relu(hidden, inplace: true);
         return _fc2.forward(hidden);
     }
 
     /// <summary>
-    /// Predictions (R, M − 1, V or S) of segment steps 1..M−1 from steps 0..M−2.
+    /// Predictions (R, M − 1, V or S) of segment steps 1..M−1 from steps 0..M−2 (a view of time-major storage).
     /// </summary>
     /// <param name="anchorH">(R, H) main-LSTM hidden state at each segment's anchor: the bottom layer's start.</param>
     /// <param name="anchorC">(R, H) main-LSTM cell state at each anchor.</param>
@@ -73,12 +76,12 @@ internal sealed class AuxiliaryDecoder : nn.Module
         var zero = zeros_like(anchorH);
         var h0 = stack(new[] { anchorH }.Concat(Enumerable.Repeat(zero, Layers - 1)), 0);
         var c0 = stack(new[] { anchorC }.Concat(Enumerable.Repeat(zero, Layers - 1)), 0);
-        var inputs = EncodeRaw(segments.narrow(1, 0, m - 1));
+        var inputs = EncodeRaw(segments.narrow(1, 0, m - 1).transpose(0, 1)); // (M − 1, R, E)
 
         if (samplingProbability <= 0 && !stepwise)
         {
             var (y, _, _) = _lstm.forward(inputs, (h0, c0));
-            return Head(y).MoveToOuterDisposeScope();
+            return Head(y).transpose(0, 1).MoveToOuterDisposeScope();
         }
 
         var outputs = new List<Tensor>((int)m - 1);
@@ -86,14 +89,14 @@ internal sealed class AuxiliaryDecoder : nn.Module
         Tensor? previous = null;
         for (long j = 0; j < m - 1; j++)
         {
-            var x = inputs.narrow(1, j, 1);
+            var x = inputs.narrow(0, j, 1);
             if (previous is not null && samplingProbability > 0)
             {
                 var feedBack = rand(new[] { rows }, device: segments.device, generator: generator).lt(samplingProbability);
                 if (feedBack.any().item<bool>())
                 {
-                    var own = EncodeRaw(previous.unsqueeze(1));
-                    x = where(feedBack.view(rows, 1, 1), own, x);
+                    var own = EncodeRaw(previous.unsqueeze(0));
+                    x = where(feedBack.view(1, rows, 1), own, x);
                 }
             }
             var (y, h, c) = _lstm.forward(x, state);
@@ -102,13 +105,13 @@ internal sealed class AuxiliaryDecoder : nn.Module
             outputs.Add(o);
             if (samplingProbability > 0)
             {
-                using var detached = o.squeeze(1).detach();
+                using var detached = o.squeeze(0).detach();
                 previous = Shape.Discrete
                     ? nn.functional.softmax(detached, -1).multinomial(1, generator: generator).squeeze(1)
                     : detached.clone();
             }
         }
-        return cat(outputs, 1).MoveToOuterDisposeScope();
+        return cat(outputs, 0).transpose(0, 1).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -128,8 +131,13 @@ internal sealed class AuxiliaryDecoder : nn.Module
         Tensor perStep;
         if (Shape.Discrete)
         {
-            perStep = nn.functional.cross_entropy(predictions.reshape(-1, Shape.Vocabulary), targets.reshape(-1), reduction: nn.Reduction.None)
-                .view(rows, m - 1);
+            // Read the logits in their storage order (time-major from Forward) rather than copying them.
+            var timeMajor = predictions.transpose(0, 1);
+            perStep = timeMajor.is_contiguous()
+                ? nn.functional.cross_entropy(timeMajor.view(-1, Shape.Vocabulary), targets.t().reshape(-1), reduction: nn.Reduction.None)
+                    .view(m - 1, rows).t()
+                : nn.functional.cross_entropy(predictions.reshape(-1, Shape.Vocabulary), targets.reshape(-1), reduction: nn.Reduction.None)
+                    .view(rows, m - 1);
         }
         else
         {

@@ -104,7 +104,9 @@ internal sealed class TruncatedBptt
         else
         {
             using var windowRaw = Gather(batch, windows, longest, raw.device);
-            var ends = windows.Select((w, j) => new StateRequest(j, w.Length)).ToList();
+            // The classifier reads h only; anchors start the decoder from (h, c).
+            int supervisedCount = supervised ? batch.Count : 0;
+            var ends = windows.Select((w, j) => new StateRequest(j, w.Length) { HiddenOnly = j < supervisedCount }).ToList();
             (h, c) = network.StatesAt(windowRaw, h0, c0, ends, int.MaxValue);
         }
 
