@@ -5,6 +5,7 @@ using Microsoft.ML.AuxRnn.Training;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
 using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Microsoft.ML.AuxRnn;
 
@@ -63,6 +64,10 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
             var validationLabel = CheckLabel(validationSet.Schema);
             if (!validationLabel.Type.Equals(label.Type))
                 throw _host.ExceptSchemaMismatch(nameof(_options.ValidationSet), "label", label.Name, label.Type.ToString(), validationLabel.Type.ToString());
+            if (labels.Mismatch(validationLabel) is { } why)
+                throw _host.ExceptParam(nameof(_options.ValidationSet),
+                    $"{nameof(AuxLstmClassifierOptions)}.{nameof(_options.ValidationSet)}'s label column '{label.Name}' does not match the training data's: {why}. " +
+                    "Key both with the same fitted MapValueToKey.");
             var validationSequence = inputType.CheckColumn(_host, validationSet.Schema, _options.SequenceColumnName);
             validation = SequenceColumnReader.ReadLabeled(_host, validationSet, validationSequence, inputType, validationLabel, out _);
             if (validation.Count == 0)
@@ -77,8 +82,40 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
         ch.Info($"AuxLstmClassifier: {train.Count:N0} rows ({classesSeen} of {labels.ClassCount} classes seen), up to {train.MaxLength:N0} steps, " +
                 $"input {inputType.Describe()}, auxiliary loss {_options.AuxiliaryLoss}, device {device.type}, seed {seed}.");
 
+        // Fail now, not hours into training: the memory a step needs against what the machine has left.
+        if (device.type == DeviceType.CPU)
+            new MemoryEstimate(_options, shape).ThrowIfTooLarge(train.MaxLength, (AvailableMemory ?? MemoryEstimate.AvailableBytes)());
+        if (_options.CheckpointFolder is { } folder)
+            PrepareCheckpointFolder(folder);
+
         var result = new AuxLstmTrainer(_host, _options, seed).Train(train, validation, shape, device);
+        if (!AuxLstmClassifierTransformer.AllFinite(result.Network))
+        {
+            // The loss and the gradient norm are checked at every step; only the very last update can go unnoticed.
+            var last = result.Epochs.Count > 0 ? result.Epochs[^1] : null;
+            result.Network.Dispose();
+            throw _host.Except($"Training diverged in epoch {last?.Epoch}, batch {last?.Batches}: the weights hold NaN or infinite values after the last update. " +
+                $"Lower {nameof(AuxLstmClassifierOptions)}.{nameof(_options.LearningRate)} or keep {nameof(_options.GradientClipNorm)} on.");
+        }
         return new AuxLstmClassifierTransformer(_host, _options, inputType, labels, result.Network, device, _options.Device, result.Epochs);
+    }
+
+    /// <summary>What <see cref="Fit"/> takes as the memory available for training; null: the machine's (tests inject small figures).</summary>
+    internal Func<long>? AvailableMemory { get; set; }
+
+    /// <summary>Creates the checkpoint folder before training, so that a bad path fails now rather than after the first epoch.</summary>
+    private void PrepareCheckpointFolder(string folder)
+    {
+        try
+        {
+            Directory.CreateDirectory(folder);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            throw new ArgumentException(
+                $"{nameof(AuxLstmClassifierOptions)}.{nameof(_options.CheckpointFolder)} '{folder}' cannot be used as a folder: {e.Message}",
+                nameof(_options.CheckpointFolder), e);
+        }
     }
 
     /// <summary>

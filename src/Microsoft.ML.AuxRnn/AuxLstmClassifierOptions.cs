@@ -198,8 +198,8 @@ public sealed class AuxLstmClassifierOptions
         if (PredictedLabelColumnName == ScoreColumnName)
             throw new ArgumentException($"{nameof(PredictedLabelColumnName)} and {nameof(ScoreColumnName)} must differ.", nameof(ScoreColumnName));
 
-        Require(StepSize >= 1, nameof(StepSize), StepSize, "must be at least 1");
-        Require(InputLevels >= 0, nameof(InputLevels), InputLevels, "must be 0 (continuous) or a number of levels");
+        Require(StepSize is >= 1 and <= Data.SequenceInputType.MaxStepSize, nameof(StepSize), StepSize, "must be between 1 and 1,000,000");
+        Require(InputLevels is >= 0 and <= Data.SequenceInputType.MaxVocabulary, nameof(InputLevels), InputLevels, "must be 0 (continuous) or a number of levels up to 16,777,215");
         Require(InputLevels == 0 || StepSize == 1, nameof(InputLevels), InputLevels, "needs StepSize = 1 (each value becomes one token)");
         Require(HiddenSize is >= 1 and <= 65_536, nameof(HiddenSize), HiddenSize, "must be between 1 and 65,536");
         Require(EmbeddingSize is >= 1 and <= 65_536, nameof(EmbeddingSize), EmbeddingSize, "must be between 1 and 65,536");
@@ -209,7 +209,7 @@ public sealed class AuxLstmClassifierOptions
         Require(TruncationLength is null or >= 0, nameof(TruncationLength), TruncationLength, "must be null (full BPTT) or at least 0");
         Require(AuxiliaryTruncationLength is null or >= 0, nameof(AuxiliaryTruncationLength), AuxiliaryTruncationLength, "must be null (full BPTT) or at least 0");
         Require(SegmentLength >= 2, nameof(SegmentLength), SegmentLength, "must be at least 2");
-        Require(SegmentsPerSequence >= 1, nameof(SegmentsPerSequence), SegmentsPerSequence, "must be at least 1");
+        Require(SegmentsPerSequence is >= 1 and <= MaxSegmentsPerSequence, nameof(SegmentsPerSequence), SegmentsPerSequence, "must be between 1 and 1,024");
         Require(DistantPastRange >= 0, nameof(DistantPastRange), DistantPastRange, "must be at least 0");
         Require(SpillPastAnchor >= 0 && SpillPastAnchor < SegmentLength, nameof(SpillPastAnchor), SpillPastAnchor, "must be at least 0 and less than SegmentLength");
         Require(DecoderLayers is >= 1 and <= 8, nameof(DecoderLayers), DecoderLayers, "must be between 1 and 8");
@@ -218,16 +218,27 @@ public sealed class AuxLstmClassifierOptions
         Require(PretrainEpochs >= 0, nameof(PretrainEpochs), PretrainEpochs, "must be at least 0");
         Require(Epochs >= 0, nameof(Epochs), Epochs, "must be at least 0");
         Require(Epochs + PretrainEpochs >= 1, nameof(Epochs), Epochs, "plus PretrainEpochs must be at least 1");
-        Require(BatchSize >= 1, nameof(BatchSize), BatchSize, "must be at least 1");
+        Require(BatchSize is >= 1 and <= MaxBatchSize, nameof(BatchSize), BatchSize, "must be between 1 and 1,048,576");
         Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "must be a positive number");
         Require(Enum.IsDefined(Optimizer), nameof(Optimizer), Optimizer, "is not a defined value");
         Require(LearningRateHalvingEpochs >= 0, nameof(LearningRateHalvingEpochs), LearningRateHalvingEpochs, "must be at least 0");
         Require(GradientClipNorm >= 0 && double.IsFinite(GradientClipNorm), nameof(GradientClipNorm), GradientClipNorm, "must be 0 (off) or positive");
         Require(Enum.IsDefined(Device), nameof(Device), Device, "is not a defined value");
-        Require(ScoringBatchSize >= 1, nameof(ScoringBatchSize), ScoringBatchSize, "must be at least 1");
+        Require(ScoringBatchSize is >= 1 and <= MaxBatchSize, nameof(ScoringBatchSize), ScoringBatchSize, "must be between 1 and 1,048,576");
         Require(MaxTrainingTime is null || MaxTrainingTime > TimeSpan.Zero, nameof(MaxTrainingTime), MaxTrainingTime, "must be null or positive");
-        Require(NumberOfThreads is null or >= 1, nameof(NumberOfThreads), NumberOfThreads, "must be null or at least 1");
+        Require(NumberOfThreads is null or (>= 1 and <= MaxThreads), nameof(NumberOfThreads), NumberOfThreads, "must be null or between 1 and 1,024");
+        if (CheckpointFolder is not null && (string.IsNullOrWhiteSpace(CheckpointFolder) || CheckpointFolder.IndexOfAny(Path.GetInvalidPathChars()) >= 0))
+            throw new ArgumentException($"{nameof(AuxLstmClassifierOptions)}.{nameof(CheckpointFolder)} must be null or a folder path.", nameof(CheckpointFolder));
     }
+
+    /// <summary>Largest <see cref="BatchSize"/> and <see cref="ScoringBatchSize"/> (also what a loaded model may claim).</summary>
+    internal const int MaxBatchSize = 1 << 20;
+
+    /// <summary>Largest <see cref="SegmentsPerSequence"/>.</summary>
+    internal const int MaxSegmentsPerSequence = 1024;
+
+    /// <summary>Largest <see cref="NumberOfThreads"/>.</summary>
+    internal const int MaxThreads = 1024;
 
     /// <summary>A shallow copy (the validation set is shared).</summary>
     public AuxLstmClassifierOptions Clone() => (AuxLstmClassifierOptions)MemberwiseClone();

@@ -36,7 +36,7 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
     internal const string WeightsStreamName = "AuxLstmWeights.bin";
 
     /// <summary>Largest scoring batch a loaded file may claim.</summary>
-    private const int MaxScoringBatchSize = 1 << 20;
+    private const int MaxScoringBatchSize = AuxLstmClassifierOptions.MaxBatchSize;
 
     private readonly AuxLstmNetwork _network;
     private readonly Device _device;
@@ -212,6 +212,32 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         {
             _owner = parent;
             _sequence = parent.InputType.CheckColumn(Host, inputSchema, parent.SequenceColumnName);
+            CheckLabel(Host, parent, inputSchema);
+        }
+
+        /// <summary>
+        /// Scoring never reads the label, but data that carries a keyed label column of the training label's name is
+        /// meant to be compared with PredictedLabel (an evaluator, a confusion matrix), so that column must number the
+        /// classes as at training.
+        /// </summary>
+        /// <remarks>
+        /// A label value unseen at training time, met at scoring time: keyed by the training pipeline's own
+        /// <c>MapValueToKey</c> (the usual case) it becomes the missing key 0; the row is scored like any other, and
+        /// ML.NET's evaluators skip rows whose label is missing. That is ML.NET's behaviour for every classifier and
+        /// is kept. What is rejected here, naming the label column, is a label keyed by another mapping: a key type
+        /// with another number of classes (e.g. a <c>MapValueToKey</c> fitted on the test data, which saw more
+        /// values), or the same number with other key values or another order. Its metrics would be silently wrong.
+        /// A label column that is not a key (raw text or numbers, as a prediction-engine input class often has) is
+        /// not the classifier's business and is ignored.
+        /// </remarks>
+        private static void CheckLabel(IHost host, AuxLstmClassifierTransformer parent, DataViewSchema inputSchema)
+        {
+            if (inputSchema.GetColumnOrNull(parent.LabelColumnName) is not { Type: KeyDataViewType } label)
+                return;
+            if (parent.Labels.Mismatch(label) is { } why)
+                throw host.ExceptParam(nameof(inputSchema),
+                    $"Label column '{label.Name}' of the data being scored does not match the label the model was trained on: {why}. " +
+                    "Key it with the training pipeline's own MapValueToKey (values unseen at training then become missing keys), or drop the column.");
         }
 
         protected override DataViewSchema.DetachedColumn[] GetOutputColumnsCore() => _owner.MakeOutputColumns(InputSchema);
@@ -288,7 +314,18 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         env.CheckValue(ctx, nameof(ctx));
         ctx.CheckAtModel(GetVersionInfo());
         TorchNativeLoader.ThrowIfFailed();
+        try
+        {
+            return Load(env, ctx);
+        }
+        catch (EndOfStreamException e)
+        {
+            throw new InvalidDataException("The model's AuxLstmClassifier stream ends early; the file is truncated or corrupt.", e);
+        }
+    }
 
+    private static AuxLstmClassifierTransformer Load(IHostEnvironment env, ModelLoadContext ctx)
+    {
         var options = new AuxLstmClassifierOptions
         {
             LabelColumnName = ctx.LoadNonEmptyString(),
@@ -311,8 +348,18 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         var labels = LabelKeys.Load(ctx, shape.ClassCount);
 
         var network = new AuxLstmNetwork(shape);
-        if (!ctx.TryLoadBinaryStream(WeightsStreamName, reader => LoadWeights(network, reader)))
-            throw new InvalidDataException($"The model has no '{WeightsStreamName}' stream; the file is corrupt.");
+        try
+        {
+            if (!ctx.TryLoadBinaryStream(WeightsStreamName, reader => LoadWeights(network, reader)))
+                throw new InvalidDataException($"The model has no '{WeightsStreamName}' stream; the file is corrupt.");
+            if (!AllFinite(network))
+                throw new InvalidDataException("The model's weights hold NaN or infinite values; the file is corrupt.");
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
 
         var device = TorchDevices.Resolve(computeDevice == ComputeDevice.Cuda && !cuda.is_available() ? ComputeDevice.Cpu : computeDevice);
         network.to(device);
@@ -356,6 +403,14 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         }
         if (buffer.Position != buffer.Length)
             throw new InvalidDataException("The model's weights stream has trailing bytes; the file is corrupt.");
+    }
+
+    /// <summary>Whether every parameter of <paramref name="module"/> is finite (no NaN, no infinity).</summary>
+    internal static bool AllFinite(nn.Module module)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        return module.parameters().All(p => isfinite(p).all().item<bool>());
     }
 
     // Factory method for SignatureLoadRowMapper.

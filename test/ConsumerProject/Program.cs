@@ -1,6 +1,10 @@
 // A user's program: trains, evaluates and scores with Microsoft.ML.AuxRnn through ML.NET's public API only.
 //   Consumer demo                                  fits a tiny classifier on synthetic sequences, prints its accuracy
 //   Consumer score <model.zip> <data.idv> <out>    loads a saved model in this fresh process and writes its scores
+//   Consumer checkpoint <folder> <epochs>          trains with a checkpoint folder, printing a line per epoch (the
+//                                                  tests kill it mid-training and run it again to resume); <folder>
+//                                                  "none" trains without checkpoints
+using System.Text.RegularExpressions;
 using Microsoft.ML;
 using Microsoft.ML.AuxRnn;
 using Microsoft.ML.Data;
@@ -9,12 +13,13 @@ return args.FirstOrDefault() switch
 {
     "demo" => Demo(),
     "score" when args.Length >= 4 => Score(args[1], args[2], args[3], args.Length > 4 ? args[4] : "Score"),
+    "checkpoint" when args.Length >= 3 => Checkpoint(args[1], int.Parse(args[2])),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Consumer demo | Consumer score <model.zip> <data.idv> <scores.bin> [scoreColumn]");
+    Console.Error.WriteLine("usage: Consumer demo | Consumer score <model.zip> <data.idv> <scores.bin> [scoreColumn] | Consumer checkpoint <folder|none> <epochs>");
     return 2;
 }
 
@@ -42,6 +47,48 @@ static int Demo()
     var model = pipeline.Fit(split.TrainSet);
     var metrics = ml.MulticlassClassification.Evaluate(model.Transform(split.TestSet));
     Console.WriteLine($"accuracy={metrics.MicroAccuracy.ToString("F4", System.Globalization.CultureInfo.InvariantCulture)}");
+    return 0;
+}
+
+static int Checkpoint(string folder, int epochs)
+{
+    var rng = new Random(5);
+    var rows = Enumerable.Range(0, 128).Select(i =>
+    {
+        bool up = i % 2 == 0;
+        int length = rng.Next(20, 40);
+        var values = Enumerable.Range(0, length).Select(t => (up ? t : length - t) / (float)length + 0.2f * (float)(rng.NextDouble() - 0.5)).ToArray();
+        return new Row { Label = up ? "up" : "down", Features = values };
+    }).ToList();
+
+    var ml = new MLContext(seed: 1);
+    // One line per finished epoch and one when a run resumes, flushed at once: the parent reads them to know when to kill.
+    var epochLine = new Regex(@"Epoch (\d+)/(\d+) \(");
+    var resumeLine = new Regex(@"Resuming from .* after epoch (\d+) of");
+    ml.Log += (_, e) =>
+    {
+        if (epochLine.Match(e.Message) is { Success: true } epoch)
+            Console.WriteLine($"epoch {epoch.Groups[1].Value} done");
+        else if (resumeLine.Match(e.Message) is { Success: true } resume)
+            Console.WriteLine($"resumed after epoch {resume.Groups[1].Value}");
+    };
+
+    var data = ml.Data.LoadFromEnumerable(rows);
+    var options = new AuxLstmClassifierOptions
+    {
+        HiddenSize = 32, EmbeddingSize = 8, ClassifierHiddenSize = 16, Epochs = epochs, BatchSize = 16, LearningRate = 3e-3,
+        AuxiliaryLoss = AuxiliaryLoss.Reconstruct, SegmentLength = 8, TruncationLength = null, Seed = 3, Device = ComputeDevice.Cpu,
+        CheckpointFolder = folder == "none" ? null : folder,
+    };
+    if (Environment.GetEnvironmentVariable("AUXRNN_TORCH_THREADS") is { Length: > 0 } threads)
+        options.NumberOfThreads = int.Parse(threads);
+    var model = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.Transforms.AuxLstmClassifier(options)).Fit(data);
+
+    // A fingerprint of the trained weights: the scores of every row, bit for bit.
+    var scores = model.Transform(data).GetColumn<float[]>("Score").SelectMany(s => s).ToArray();
+    var bytes = new byte[scores.Length * sizeof(float)];
+    Buffer.BlockCopy(scores, 0, bytes, 0, bytes.Length);
+    Console.WriteLine($"finished history={model.LastTransformer.TrainingHistory.Count} scores={Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(bytes))}");
     return 0;
 }
 

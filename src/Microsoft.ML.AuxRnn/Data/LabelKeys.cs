@@ -109,6 +109,31 @@ internal sealed class LabelKeys
         return names;
     }
 
+    /// <summary>
+    /// Why a label column met after training (a validation set's, or one that the data being scored carries) does not
+    /// mean the same classes as the training label, or null when it does: it must be a key of the same count and,
+    /// when both have key values, have the same values in the same order (a key mapping fitted on other data numbers
+    /// the classes differently, and PredictedLabel's keys would then not be comparable with it).
+    /// </summary>
+    public string? Mismatch(DataViewSchema.Column column)
+    {
+        if (column.Type is not KeyDataViewType key)
+            return $"it is {column.Type}, not a key";
+        if (key.Count != KeyType.Count)
+            return $"it has {key.Count:N0} classes (key type {key}) but the model was trained on {KeyType.Count:N0} (key type {KeyType})";
+        var other = FromColumn(column);
+        if (Values == null || other.Values == null)
+            return null;
+        var mine = ClassNames();
+        var theirs = other.ClassNames();
+        for (int i = 0; i < mine.Length; i++)
+        {
+            if (!mine[i].Span.SequenceEqual(theirs[i].Span))
+                return $"its key {i + 1} is '{theirs[i]}' but the model's key {i + 1} is '{mine[i]}' (the label was keyed by another mapping)";
+        }
+        return null;
+    }
+
     // ---- persistence ----
 
     public void Save(ModelSaveContext ctx)

@@ -106,12 +106,55 @@ internal static unsafe class CpuTuning
         }
     }
 
-    /// <summary>Sets flush-denormals-to-zero on the calling thread; returns whether the CPU and libtorch support it.</summary>
+    /// <summary>
+    /// Sets flush-denormals-to-zero on the calling thread; returns whether the CPU and libtorch support it. Turning it
+    /// off restores the thread's floating-point environment as it was when it was turned on: libtorch 2.10's
+    /// setFlushDenormal(false) leaves the FTZ and DAZ bits set, and the caller's own code (ML.NET's, the user's)
+    /// would otherwise go on treating tiny doubles as zeros after Fit returns.
+    /// </summary>
     public static bool FlushDenormals(bool on)
     {
         if (!Resolve())
             return false;
-        return _setFlushDenormal(_globalContext(), on ? (byte)1 : (byte)0) != 0;
+        if (on && _savedEnvironment is null && TryGetEnvironment() is { } saved)
+            _savedEnvironment = saved;
+        bool supported = _setFlushDenormal(_globalContext(), on ? (byte)1 : (byte)0) != 0;
+        if (!on && _savedEnvironment is { } environment)
+        {
+            _savedEnvironment = null;
+            SetEnvironment(environment);
+        }
+        return supported;
+    }
+
+    /// <summary>The calling thread's floating-point environment (glibc's fenv_t, x87 and SSE control words) before flushing was turned on.</summary>
+    [ThreadStatic]
+    private static byte[]? _savedEnvironment;
+
+    [DllImport("libm.so.6", EntryPoint = "fegetenv")]
+    private static extern int FeGetEnv(byte* environment);
+
+    [DllImport("libm.so.6", EntryPoint = "fesetenv")]
+    private static extern int FeSetEnv(byte* environment);
+
+    private static byte[]? TryGetEnvironment()
+    {
+        var environment = new byte[64]; // fenv_t is 32 bytes on x86-64 glibc
+        try
+        {
+            fixed (byte* p = environment)
+                return FeGetEnv(p) == 0 ? environment : null;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    private static void SetEnvironment(byte[] environment)
+    {
+        fixed (byte* p = environment)
+            FeSetEnv(p);
     }
 
     private static bool Resolve()

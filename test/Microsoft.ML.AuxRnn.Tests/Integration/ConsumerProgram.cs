@@ -33,6 +33,21 @@ internal static class ConsumerProgram
         return Execute(start, TimeSpan.FromMinutes(5));
     }
 
+    /// <summary>
+    /// Starts <c>dotnet Consumer.dll args</c> with stdout and stderr redirected (same environment as <see cref="Run"/>);
+    /// the caller reads its output, and waits for it or kills it.
+    /// </summary>
+    public static Process Start(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { WorkingDirectory = Path.GetDirectoryName(DllPath)! };
+        start.ArgumentList.Add(DllPath);
+        foreach (string arg in args)
+            start.ArgumentList.Add(arg);
+        start.Environment["AUXRNN_TORCH_THREADS"] = "1";
+        Prepare(start);
+        return Process.Start(start)!;
+    }
+
     private static string Build()
     {
         string repo = RepositoryRoot();
@@ -57,7 +72,7 @@ internal static class ConsumerProgram
         return dll;
     }
 
-    private static (int ExitCode, string Output) Execute(ProcessStartInfo start, TimeSpan timeout)
+    private static void Prepare(ProcessStartInfo start)
     {
         start.RedirectStandardOutput = true;
         start.RedirectStandardError = true;
@@ -65,7 +80,11 @@ internal static class ConsumerProgram
         // The test host's MSBuild variables must not leak into a child build or program.
         foreach (string name in start.Environment.Keys.Where(k => k.StartsWith("MSBUILD", StringComparison.OrdinalIgnoreCase)).ToList())
             start.Environment.Remove(name);
+    }
 
+    private static (int ExitCode, string Output) Execute(ProcessStartInfo start, TimeSpan timeout)
+    {
+        Prepare(start);
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

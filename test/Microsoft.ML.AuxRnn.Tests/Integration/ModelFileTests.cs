@@ -32,7 +32,7 @@ public sealed class ModelFileTests : IDisposable
     public void TheUndamagedFileLoads()
     {
         new MLContext().Model.Load(_good, out _).Should().NotBeNull();
-        Entries(_good).Keys.Should().Contain(k => k.EndsWith(AuxLstmClassifierTransformer.WeightsStreamName, StringComparison.Ordinal));
+        ModelZip.Entries(_good).Keys.Should().Contain(k => k.EndsWith(AuxLstmClassifierTransformer.WeightsStreamName, StringComparison.Ordinal));
     }
 
     [Fact]
@@ -152,17 +152,6 @@ public sealed class ModelFileTests : IDisposable
         throw new Xunit.Sdk.XunitException($"Expected a {typeof(T).Name} among the exceptions, got:\n{exception}");
     }
 
-    private static Dictionary<string, byte[]> Entries(string zip)
-    {
-        using var archive = ZipFile.OpenRead(zip);
-        return archive.Entries.ToDictionary(e => e.FullName, e =>
-        {
-            using var stream = e.Open();
-            using var buffer = new MemoryStream();
-            stream.CopyTo(buffer);
-            return buffer.ToArray();
-        });
-    }
 
     private string Write(string name, byte[] bytes)
     {
@@ -176,7 +165,7 @@ public sealed class ModelFileTests : IDisposable
     {
         string path = Path.Combine(_folder, name);
         using var archive = ZipFile.Open(path, ZipArchiveMode.Create);
-        foreach (var (entryName, bytes) in Entries(_good))
+        foreach (var (entryName, bytes) in ModelZip.Entries(_good))
         {
             var edited = edit(entryName, bytes);
             if (edited == null)

@@ -1,0 +1,3 @@
+using Microsoft.ML.AuxRnn.Cli;
+
+return AuxRnnCli.Run(args);

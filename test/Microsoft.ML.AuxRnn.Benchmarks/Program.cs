@@ -1,0 +1,76 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Microsoft.ML;
+using Microsoft.ML.AuxRnn;
+using Microsoft.ML.AuxRnn.Benchmarks;
+using Microsoft.ML.AuxRnn.Runtime;
+
+// Usage: dotnet run --project test/Microsoft.ML.AuxRnn.Benchmarks -c Release -- [--only 1,4,5] [--minutes M] [--train-rows N] [--out docs]
+// Every experiment runs through the public API with a time budget per run (--minutes), so the same harness fits a
+// 2-core CPU in minutes and scales to full-length runs on a GPU (--minutes 60 --train-rows 60000).
+TorchNativeLoader.EnsureInitialized();
+var settings = BenchSettings.Parse(args);
+TorchSharp.torch.set_num_threads(settings.Threads);
+
+string commit = Git("rev-parse --short HEAD");
+string machine = $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture}, torch threads {settings.Threads}";
+var report = new Report(settings.Output,
+    $"# Results\n\nProduced by `test/Microsoft.ML.AuxRnn.Benchmarks` on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, commit `{commit}`, " +
+    $"machine: {machine}. Budget: {settings.Minutes} min of training per run, {settings.TrainRows} training rows, {settings.TestRows} test rows. " +
+    "Nothing else ran on the machine while it was measured. Paper figures are from its Table 2 (`../shared/docs/method.md`).");
+
+var experiments = new Experiments(settings, report);
+foreach (int id in settings.Only)
+{
+    var watch = Stopwatch.StartNew();
+    Console.WriteLine($"== experiment {id}");
+    switch (id)
+    {
+        case 1: experiments.PixelMnist(); break;
+        case 2: experiments.Cifar10(); break;
+        case 3: experiments.DbPedia(); break;
+        case 4: experiments.LongSequences(); break;
+        case 5: experiments.Overheads(); break;
+        default: Console.WriteLine($"unknown experiment {id}"); break;
+    }
+    Console.WriteLine($"== experiment {id} took {watch.Elapsed.TotalMinutes:F1} min");
+}
+Console.WriteLine($"Wrote {Path.Combine(settings.Output, "results.md")}");
+
+static string Git(string arguments)
+{
+    try
+    {
+        var info = new ProcessStartInfo("git", arguments) { RedirectStandardOutput = true, UseShellExecute = false };
+        using var process = Process.Start(info)!;
+        string output = process.StandardOutput.ReadToEnd().Trim();
+        process.WaitForExit();
+        return output;
+    }
+    catch (Exception)
+    {
+        return "unknown";
+    }
+}
+
+internal sealed record BenchSettings(int[] Only, double Minutes, int TrainRows, int TestRows, string Output, string Data, int Threads)
+{
+    public static BenchSettings Parse(string[] args)
+    {
+        string Get(string name, string fallback)
+        {
+            int i = Array.IndexOf(args, name);
+            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+        }
+
+        return new BenchSettings(
+            Get("--only", "5,4,1,2,3").Split(',').Select(int.Parse).ToArray(),
+            double.Parse(Get("--minutes", "2"), CultureInfo.InvariantCulture),
+            int.Parse(Get("--train-rows", "6400")),
+            int.Parse(Get("--test-rows", "1000")),
+            Get("--out", "docs"),
+            Get("--data", Path.GetFullPath(Path.Combine("..", "shared", "data"))),
+            int.Parse(Get("--threads", Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture))));
+    }
+}

@@ -1,0 +1,134 @@
+using System.Runtime.InteropServices;
+using Microsoft.ML.AuxRnn.Data;
+using Microsoft.ML.AuxRnn.Model;
+using Microsoft.ML.AuxRnn.Tests.Integration;
+using Microsoft.ML.AuxRnn.Tests.Training;
+using Microsoft.ML.AuxRnn.Training;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.AuxRnn.Tests.Reliability;
+
+/// <summary>Fit estimates the memory of a training step before training and fails fast, suggesting a truncation length.</summary>
+public class MemoryEstimateTests
+{
+    private readonly ITestOutputHelper _output;
+
+    public MemoryEstimateTests(ITestOutputHelper output) => _output = output;
+
+    private static AuxLstmClassifierOptions Paper(int? truncation, AuxiliaryLoss loss = AuxiliaryLoss.Reconstruct, int batch = 128) => new()
+    {
+        AuxiliaryLoss = loss,
+        TruncationLength = truncation,
+        AuxiliaryTruncationLength = truncation,
+        BatchSize = batch,
+    };
+
+    private static MemoryEstimate Estimate(AuxLstmClassifierOptions o) => new(o, NetworkShape.From(o, true, 256, 1, 10));
+
+    [Theory]
+    [InlineData(AuxiliaryLoss.None)]
+    [InlineData(AuxiliaryLoss.Reconstruct)]
+    [InlineData(AuxiliaryLoss.Predict)]
+    public void FullBpttGrowsLinearlyWithLengthAndBatch(AuxiliaryLoss loss)
+    {
+        var full = Estimate(Paper(null, loss));
+        long a = full.Bytes(10_000), b = full.Bytes(20_000), c = full.Bytes(30_000);
+        (b - a).Should().BeGreaterThan(0);
+        ((double)(c - b)).Should().BeApproximately(b - a, (b - a) * 1e-6, "each 10,000 more steps cost the same");
+
+        long b64 = Estimate(Paper(null, loss, 64)).Bytes(20_000), b128 = b, b256 = Estimate(Paper(null, loss, 256)).Bytes(20_000);
+        ((double)(b256 - b128)).Should().BeApproximately(2.0 * (b128 - b64), (b128 - b64) * 1e-3, "doubling the batch doubles the activations");
+    }
+
+    [Fact]
+    public void TruncationBoundsTheEstimate()
+    {
+        var truncated = Estimate(Paper(300));
+        truncated.Bytes(20_000).Should().BeLessThan(truncated.Bytes(2_000) + (64L << 20), "only the input itself grows with length");
+        truncated.Bytes(20_000).Should().BeLessThan(Estimate(Paper(null)).Bytes(20_000) / 10);
+    }
+
+    [Fact]
+    public void TheSuggestedTruncationFitsAndIsTheLargestRoundOneThatDoes()
+    {
+        var full = Estimate(Paper(null));
+        long budget = 8L << 30;
+        int k = full.LargestFittingTruncation(50_000, budget)!.Value;
+        full.Bytes(50_000, k, k).Should().BeLessThanOrEqualTo(budget);
+        full.Bytes(50_000, k * 2, k * 2).Should().BeGreaterThan(budget);
+        full.LargestFittingTruncation(50_000, 1L << 20).Should().BeNull("not even short windows fit in 1 MiB");
+    }
+
+    [Fact]
+    public void FitFailsFastWhenFullBpttDoesNotFitSuggestingATruncationLength()
+    {
+        var ml = new MLContext(seed: 1);
+        var raw = ml.Data.LoadFromEnumerable(Synthetic.Trends(32, 2_000, 2_000));
+        var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(raw).Transform(raw);
+        var messages = new List<string>();
+        ml.Log += (_, e) => messages.Add(e.Message);
+        var options = Synthetic.TinyOptions(o => { o.TruncationLength = null; o.HiddenSize = 64; o.BatchSize = 32; });
+        var estimator = ml.Transforms.AuxLstmClassifier(options);
+        var estimate = new MemoryEstimate(options, NetworkShape.From(options, false, 0, 1, 2));
+        long needed = estimate.Bytes(2_000);
+        estimator.AvailableMemory = () => needed / 2;
+
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var thrown = estimator.Invoking(e => e.Fit(data)).Should().Throw<InvalidOperationException>()
+            .WithMessage("*full backpropagation through the longest sequence's 2,000 steps*TruncationLength*AuxiliaryTruncationLength*or less*").Which;
+        watch.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(20));
+        messages.Should().NotContain(m => m.Contains("Epoch 1/"), "it fails before training");
+
+        // The suggested truncation length fits the same budget.
+        int suggested = int.Parse(System.Text.RegularExpressions.Regex.Match(thrown.Message, @"to ([\d,]+) or less").Groups[1].Value.Replace(",", ""));
+        suggested.Should().BeInRange(10, 1_999);
+        options.TruncationLength = options.AuxiliaryTruncationLength = suggested;
+        new MemoryEstimate(options, NetworkShape.From(options, false, 0, 1, 2)).Bytes(2_000).Should().BeLessThanOrEqualTo(needed / 2);
+    }
+
+    [Fact]
+    public void TheMachinesAvailableMemoryIsAPlausibleFigure()
+    {
+        long available = MemoryEstimate.AvailableBytes();
+        available.Should().BeGreaterThan(64L << 20).And.BeLessThanOrEqualTo(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
+    }
+
+    [DllImport("libc", EntryPoint = "malloc_trim")]
+    private static extern int MallocTrim(nuint pad);
+
+    private static long StatusKb(string field)
+    {
+        string line = File.ReadLines("/proc/self/status").First(l => l.StartsWith(field + ":", StringComparison.Ordinal));
+        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
+    }
+
+    [Theory]
+    [InlineData(AuxiliaryLoss.None)]
+    [InlineData(AuxiliaryLoss.Reconstruct)]
+    public void TheEstimateIsCloseToTheMeasuredPeakOfAFullBpttStep(AuxiliaryLoss loss)
+    {
+        if (!OperatingSystem.IsLinux())
+            return;
+        const int Length = 2_000;
+        var o = new AuxLstmClassifierOptions { AuxiliaryLoss = loss, HiddenSize = 64, EmbeddingSize = 64, TruncationLength = null, AuxiliaryTruncationLength = null, BatchSize = 16, Epochs = 1, SegmentLength = 200 };
+        var rng = new Random(1);
+        var data = SequenceDataset.Discrete(256);
+        for (int i = 0; i < o.BatchSize; i++)
+            data.AddTokens(Enumerable.Range(0, Length).Select(_ => rng.Next(256)).ToArray(), i % 10);
+        var shape = NetworkShape.From(o, true, 256, 1, 10);
+        new AuxLstmTrainer(TrainingFixtures.Host(), o, 1).Train(data, null, shape, CPU).Network.Dispose(); // warm-up
+
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        MallocTrim(0);
+        File.WriteAllText("/proc/self/clear_refs", "5"); // resets VmHWM (peak) to the current RSS
+        double before = StatusKb("VmRSS") * 1024.0;
+        new AuxLstmTrainer(TrainingFixtures.Host(), o, 1).Train(data, null, shape, CPU).Network.Dispose();
+        double measured = StatusKb("VmHWM") * 1024.0 - before;
+        double estimate = new MemoryEstimate(o, shape).Bytes(Length);
+        _output.WriteLine($"{loss}: measured {measured / (1 << 20):F0} MiB, estimated {estimate / (1 << 20):F0} MiB");
+
+        estimate.Should().BeInRange(measured * 0.7, measured * 1.5);
+    }
+}
