@@ -49,8 +49,9 @@ internal sealed class MemoryEstimate
         double segments = auxiliary ? b * _options.SegmentsPerSequence : 0;
 
         // Supervised and auxiliary windows, batched and padded to the longest.
-        // A row leaves the fused call once its window ends, so each window costs its own length: the supervised
-        // one up to the row's end, an auxiliary one up to its anchor (uniform: on average halfway along the row).
+        // A row leaves the fused calls at most LstmRunner.MinCall steps after its window ends, so each window costs
+        // about its own length: the supervised one up to the row's end, an auxiliary one up to its anchor (uniform:
+        // on average halfway along the row).
         double m = Math.Min(t, _options.SegmentLength);
         double supervisedWindow = truncation is { } k ? Math.Min(t, k) : t;
         double meanAnchor = _shape.AuxiliaryLoss == AuxiliaryLoss.Reconstruct ? (t + m) / 2 : (t - m) / 2 + 1;
