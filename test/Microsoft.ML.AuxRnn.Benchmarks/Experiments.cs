@@ -59,7 +59,7 @@ internal sealed class Experiments
             _report.Table(new[] { "model", "test accuracy % (here)", "paper %", "epochs in budget", "s / step (batch 128)", "peak MiB" },
                 results.Select(r => (IReadOnlyList<string>)new[]
                 {
-                    r.Name, r.Failure ?? F(100 * r.TestAccuracy), F(permuted ? paper[r.Name].PMnist : paper[r.Name].Mnist),
+                    r.Name, r.Failure ?? F(100 * r.TestAccuracy), F(Paper(paper, r.Name, permuted)),
                     r.Epochs.ToString(), F(r.SecondsPerStep, "F3"), F(r.PeakMiB, "F0"),
                 }));
             _report.Plot($"{(permuted ? "pmnist" : "mnist")}-accuracy-vs-time.png", $"{name}: validation accuracy vs training time", "seconds", "accuracy",
@@ -206,6 +206,12 @@ internal sealed class Experiments
     }
 
     // ---------------------------------------------------------------- helpers
+
+    private static double Paper(Dictionary<string, (double Mnist, double PMnist)> paper, string name, bool permuted)
+    {
+        var row = paper.FirstOrDefault(p => name.StartsWith(p.Key, StringComparison.Ordinal));
+        return row.Key is null ? double.NaN : permuted ? row.Value.PMnist : row.Value.Mnist;
+    }
 
     private AuxLstmClassifierOptions Options(Config config, Action<AuxLstmClassifierOptions>? configure)
     {
