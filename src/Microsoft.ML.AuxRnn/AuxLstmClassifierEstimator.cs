@@ -76,8 +76,6 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
 
         int seed = _options.Seed ?? _host.Rand.Next();
         var device = TorchDevices.Resolve(_options.Device);
-        if (_options.NumberOfThreads is int threads)
-            torch.set_num_threads(threads);
         var shape = NetworkShape.From(_options, inputType.Discrete, inputType.Vocabulary, inputType.NetworkStepSize, labels.ClassCount);
         ch.Info($"AuxLstmClassifier: {train.Count:N0} rows ({classesSeen} of {labels.ClassCount} classes seen), up to {train.MaxLength:N0} steps, " +
                 $"input {inputType.Describe()}, auxiliary loss {_options.AuxiliaryLoss}, device {device.type}, seed {seed}.");

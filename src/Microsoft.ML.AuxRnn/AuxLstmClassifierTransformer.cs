@@ -392,7 +392,8 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         if (settingsEnd >= 0)
             ctx.Reader.BaseStream.Position = settingsEnd + ModelIntegrity.TrailerSize;
 
-        var network = new AuxLstmNetwork(shape);
+        // The initial weights are overwritten by the file's: drawn apart from the caller's global generator stream.
+        var network = ProcessState.WithGlobalGenerator(null, () => new AuxLstmNetwork(shape));
         try
         {
             long maxBytes = WeightsLimit(network, out long parameterBytes);
