@@ -84,7 +84,7 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
         if (device.type == DeviceType.CPU)
             new MemoryEstimate(_options, shape).ThrowIfTooLarge(train.MaxLength, (AvailableMemory ?? MemoryEstimate.AvailableBytes)());
         if (_options.CheckpointFolder is { } folder)
-            PrepareCheckpointFolder(folder);
+            PrepareCheckpointFolder(folder, ch);
 
         var result = new AuxLstmTrainer(_host, _options, seed).Train(train, validation, shape, device);
         if (!AuxLstmClassifierTransformer.AllFinite(result.Network))
@@ -102,7 +102,7 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
     internal Func<long>? AvailableMemory { get; set; }
 
     /// <summary>Creates the checkpoint folder before training, so that a bad path fails now rather than after the first epoch.</summary>
-    private void PrepareCheckpointFolder(string folder)
+    private void PrepareCheckpointFolder(string folder, IChannel ch)
     {
         try
         {
@@ -114,6 +114,8 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
                 $"{nameof(AuxLstmClassifierOptions)}.{nameof(_options.CheckpointFolder)} '{folder}' cannot be used as a folder: {e.Message}",
                 nameof(_options.CheckpointFolder), e);
         }
+        foreach (string stale in TrainingCheckpoint.RemoveStaleTemporaries(folder))
+            ch.Info($"Removed '{stale}', a checkpoint that a killed training process left half-written.");
     }
 
     /// <summary>
