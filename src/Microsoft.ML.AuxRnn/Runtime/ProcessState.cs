@@ -143,8 +143,12 @@ internal static class ProcessState
         }
     }
 
-    /// <summary>What a test compares before and after: every saved setting, the calling thread's floating-point environment, the global generator, the allocator's behaviour.</summary>
-    internal sealed record Snapshot(string Settings, string FloatingPoint, string Generator, bool LargeBlocksMapped);
+    /// <summary>
+    /// What a test compares before and after: every saved setting, the calling thread's floating-point modes, the
+    /// global generator's state, and whether this library has glibc's allocator tuned (glibc cannot report its
+    /// settings; <see cref="LargeBlocksMapped"/> observes them on a fresh arena).
+    /// </summary>
+    internal sealed record Snapshot(string Settings, string FloatingPoint, string Generator, bool AllocatorTuned);
 
     internal static Snapshot Capture()
     {
@@ -155,13 +159,17 @@ internal static class ProcessState
             using var state = torch.random.get_rng_state();
             generator = Convert.ToHexString(SHA256.HashData(state.bytes));
         }
-        return new Snapshot(settings, CpuTuning.FloatingPointEnvironment(), generator, LargeBlocksMapped());
+        bool tuned;
+        lock (Gate)
+            tuned = _retention != null;
+        return new Snapshot(settings, CpuTuning.FloatingPointEnvironment(), generator, tuned);
     }
 
     /// <summary>
     /// Whether glibc serves a 32 MiB block with its own mmap (the chunk header's IS_MMAPPED bit), as by default (its
     /// adaptive mmap threshold never exceeds 32 MiB, and freeing such a block does not move it); while
-    /// <see cref="CpuTuning.RetainFreedMemory"/> holds, it comes from the heap. True off glibc.
+    /// <see cref="CpuTuning.RetainFreedMemory"/> holds, it comes from the heap. Meaningful on an arena without a
+    /// free chunk that large (memory kept while tuned stays in the free lists afterwards). True off glibc.
     /// </summary>
     internal static unsafe bool LargeBlocksMapped()
     {

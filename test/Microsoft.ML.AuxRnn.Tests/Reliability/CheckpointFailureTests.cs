@@ -47,7 +47,9 @@ public sealed class CheckpointFailureTests : IDisposable
         var (ml, pipeline, data) = Setup(epochs: 1);
         var messages = new List<string>();
         ml.Log += (_, e) => messages.Add(e.Message);
-        pipeline.Fit(data);
+        using (((IEnumerable<ITransformer>)pipeline.Fit(data)).OfType<AuxLstmClassifierTransformer>().Single())
+        {
+        }
 
         File.Exists(stale).Should().BeFalse("the temporary file of a process that is gone is stale");
         File.Exists(unrelated).Should().BeTrue("only checkpoint.bin.<pid>.tmp files are the library's");
@@ -89,6 +91,7 @@ public sealed class CheckpointFailureTests : IDisposable
         again.Log += (_, e) => messages.Add(e.Message);
         var model = resumedPipeline.Fit(resumedData);
         messages.Should().Contain(m => m.Contains("Resuming from") && m.Contains("after epoch 1 of 3"));
-        ((IEnumerable<ITransformer>)model).OfType<AuxLstmClassifierTransformer>().Single().TrainingHistory.Should().HaveCount(3);
+        using var classifier = ((IEnumerable<ITransformer>)model).OfType<AuxLstmClassifierTransformer>().Single();
+        classifier.TrainingHistory.Should().HaveCount(3);
     }
 }

@@ -29,6 +29,7 @@ public sealed class ModelIntegrityTests : IDisposable
         var model = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.Transforms.AuxLstmClassifier(Synthetic.TinyOptions())).Fit(_data);
         _good = Path.Combine(_folder, "good.zip");
         ml.Model.Save(model, _data.Schema, _good);
+        model.LastTransformer.Dispose();
     }
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
@@ -75,7 +76,8 @@ public sealed class ModelIntegrityTests : IDisposable
                 {
                     var model = new MLContext().Model.Load(path, out _);
                     var scores = model.Transform(_data).GetColumn<float[]>("Score").ToArray();
-                    (model as IDisposable)?.Dispose();
+                    foreach (var transformer in ((IEnumerable<ITransformer>)model).OfType<IDisposable>())
+                        transformer.Dispose();
                     throw new Xunit.Sdk.XunitException($"{what}: the damaged file loaded and scored {scores.Length} rows");
                 }
                 catch (Exception e) when (e is not Xunit.Sdk.XunitException)
@@ -97,8 +99,12 @@ public sealed class ModelIntegrityTests : IDisposable
         entries[keyName] = WithoutTrailer(entries[keyName]);
         string legacy = Zip("legacy.zip", entries);
 
-        var expected = new MLContext().Model.Load(_good, out _).Transform(_data).GetColumn<float[]>("Score").ToArray();
-        var actual = new MLContext().Model.Load(legacy, out _).Transform(_data).GetColumn<float[]>("Score").ToArray();
+        var good = new MLContext().Model.Load(_good, out _);
+        var old = new MLContext().Model.Load(legacy, out _);
+        var expected = good.Transform(_data).GetColumn<float[]>("Score").ToArray();
+        var actual = old.Transform(_data).GetColumn<float[]>("Score").ToArray();
+        foreach (var model in new[] { good, old }.Cast<IEnumerable<ITransformer>>().SelectMany(c => c).OfType<IDisposable>())
+            model.Dispose();
         actual.Should().HaveCount(expected.Length);
         for (int i = 0; i < expected.Length; i++)
             actual[i].Should().Equal(expected[i], $"row {i}");

@@ -56,7 +56,7 @@ public sealed class ProcessStateTests
         var b = Options(8, o => { o.AuxiliaryLoss = AuxiliaryLoss.Reconstruct; o.NumberOfThreads = 2; });
         var before = ProcessState.Capture();
         _output.WriteLine($"before: {before}");
-        before.LargeBlocksMapped.Should().BeTrue("glibc maps large blocks by default");
+        before.AllocatorTuned.Should().BeFalse();
 
         var aloneA = FitWeights(a);
         var aloneB = FitWeights(b);
