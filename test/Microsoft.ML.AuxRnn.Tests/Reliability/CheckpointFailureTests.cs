@@ -17,7 +17,11 @@ public sealed class CheckpointFailureTests : IDisposable
 
     public CheckpointFailureTests(ITestOutputHelper output) => _output = output;
 
-    public void Dispose() => Directory.Delete(_folder, recursive: true);
+    public void Dispose()
+    {
+        Directory.Delete(_folder, recursive: true);
+        ModelIntegrityTests.CollectGarbage();
+    }
 
     private (MLContext Ml, IEstimator<ITransformer> Pipeline, IDataView Data) Setup(int epochs)
     {

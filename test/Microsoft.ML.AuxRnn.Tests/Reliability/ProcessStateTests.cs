@@ -10,8 +10,10 @@ namespace Microsoft.ML.AuxRnn.Tests.Reliability;
 /// alone, and afterwards torch's thread count, the calling threads' floating-point modes, torch's global generator
 /// and glibc's allocator behave as before. CPU tuning can be turned off by option and by environment variable.
 /// </summary>
-public sealed class ProcessStateTests
+public sealed class ProcessStateTests : IDisposable
 {
+    public void Dispose() => ModelIntegrityTests.CollectGarbage();
+
     private readonly ITestOutputHelper _output;
 
     public ProcessStateTests(ITestOutputHelper output) => _output = output;
