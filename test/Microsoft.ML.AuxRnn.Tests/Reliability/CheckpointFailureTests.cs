@@ -41,7 +41,7 @@ public sealed class CheckpointFailureTests : IDisposable
     }
 
     [Fact]
-    public void AKilledProcesssHalfWrittenCheckpointIsRemovedByTheNextFit()
+    public void AKilledProcessesHalfWrittenCheckpointIsRemovedByTheNextFit()
     {
         string stale = Path.Combine(_folder, $"checkpoint.bin.{DeadProcessId()}.tmp");
         File.WriteAllBytes(stale, new byte[4096]);
