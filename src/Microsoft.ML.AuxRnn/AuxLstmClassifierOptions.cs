@@ -173,7 +173,11 @@ public sealed class AuxLstmClassifierOptions
     /// </summary>
     public TimeSpan? MaxTrainingTime { get; set; }
 
-    /// <summary>Optional folder for per-epoch checkpoints; a later Fit given the same folder resumes from the last one.</summary>
+    /// <summary>
+    /// Optional folder for per-epoch checkpoints; a later Fit given the same folder, data and options resumes from the
+    /// last one. Each training set keeps its own checkpoint in a sub-folder named after a hash of its rows
+    /// (<c>data-&lt;hash&gt;/checkpoint.bin</c>), so the folds of <c>CrossValidate</c> can share the folder.
+    /// </summary>
     public string? CheckpointFolder { get; set; }
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> or <see cref="ArgumentException"/> naming the first invalid member.</summary>
