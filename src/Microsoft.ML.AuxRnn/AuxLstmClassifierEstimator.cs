@@ -40,6 +40,7 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
     public AuxLstmClassifierTransformer Fit(IDataView input)
     {
         _host.CheckValue(input, nameof(input));
+        _options.CancellationToken.ThrowIfCancellationRequested();
         using var ch = _host.Start("Fit");
 
         var label = CheckLabel(input.Schema);
@@ -74,6 +75,7 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
                 throw _host.Except($"{nameof(AuxLstmClassifierOptions)}.{nameof(_options.ValidationSet)} has no labeled rows.");
         }
 
+        _options.CancellationToken.ThrowIfCancellationRequested();
         int seed = _options.Seed ?? _host.Rand.Next();
         var device = TorchDevices.Resolve(_options.Device);
         if (_options.NumberOfThreads is int threads)

@@ -174,6 +174,14 @@ public sealed class AuxLstmClassifierOptions
     public TimeSpan? MaxTrainingTime { get; set; }
 
     /// <summary>
+    /// Cancels <c>Fit</c>: once the token is cancelled, training stops at the next mini-batch (training or validation
+    /// scoring; a token cancelled before Fit stops it at once), frees its native memory and throws
+    /// <see cref="OperationCanceledException"/>. Works wherever the estimator is fitted: alone, inside a pipeline, in
+    /// <c>CrossValidate</c>. (ML.NET's own <c>MLContext.CancelExecution</c> is internal in ML.NET 5.) Not saved with the model.
+    /// </summary>
+    public CancellationToken CancellationToken { get; set; }
+
+    /// <summary>
     /// Optional folder for per-epoch checkpoints; a later Fit given the same folder, data and options resumes from the
     /// last one. Each training set keeps its own checkpoint in a sub-folder named after a hash of its rows
     /// (<c>data-&lt;hash&gt;/checkpoint.bin</c>), so the folds of <c>CrossValidate</c> can share the folder.

@@ -154,6 +154,7 @@ internal sealed class AuxLstmTrainer
                 for (int b = 0; b < schedule.BatchesPerEpoch; b++)
                 {
                     _host.CheckAlive();
+                    _options.CancellationToken.ThrowIfCancellationRequested();
                     if (_options.MaxTrainingTime is { } limit && budget.Elapsed >= limit)
                     {
                         outOfTime = true;
@@ -293,6 +294,7 @@ internal sealed class AuxLstmTrainer
         for (int start = 0; start < data.Count; start += rows.Length)
         {
             _host.CheckAlive();
+            _options.CancellationToken.ThrowIfCancellationRequested();
             int count = Math.Min(rows.Length, data.Count - start);
             for (int i = 0; i < count; i++)
                 rows[i] = start + i;
