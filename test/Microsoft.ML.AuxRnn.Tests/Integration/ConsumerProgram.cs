@@ -82,7 +82,7 @@ internal static class ConsumerProgram
             start.Environment.Remove(name);
     }
 
-    private static (int ExitCode, string Output) Execute(ProcessStartInfo start, TimeSpan timeout)
+    internal static (int ExitCode, string Output) Execute(ProcessStartInfo start, TimeSpan timeout)
     {
         Prepare(start);
         using var process = Process.Start(start)!;
@@ -97,7 +97,7 @@ internal static class ConsumerProgram
         return (process.ExitCode, stdout.Result + stderr.Result);
     }
 
-    private static string RepositoryRoot()
+    internal static string RepositoryRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
         {
