@@ -126,7 +126,7 @@ public class PackagingTests
             entries.Should().NotContain(e => e.Contains("Publicizer", StringComparison.Ordinal) || e.Contains("Mono.Cecil", StringComparison.Ordinal));
             using var zip = ZipFile.OpenRead(nupkg);
             using var settings = new StreamReader(zip.Entries.Single(e => e.FullName.EndsWith("DotnetToolSettings.xml", StringComparison.Ordinal)).Open());
-            settings.ReadToEnd().Should().Contain("CommandName=\"auxrnn\"");
+            settings.ReadToEnd().Should().Contain("<Command Name=\"auxrnn\" EntryPoint=\"auxrnn.dll\"");
         }
         finally
         {
