@@ -1,4 +1,6 @@
+using System.Runtime.CompilerServices;
 using Microsoft.ML.AuxRnn;
+using Microsoft.ML.AuxRnn.Runtime;
 using Microsoft.ML.AuxRnn.Transforms;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
@@ -21,9 +23,24 @@ public static class AuxLstmCatalog
     /// <returns>An estimator whose transformer adds PredictedLabel (the label's key type) and Score (class probabilities).</returns>
     public static AuxLstmClassifierEstimator AuxLstmClassifier(this TransformsCatalog catalog, AuxLstmClassifierOptions options)
     {
-        Contracts.CheckValue(catalog, nameof(catalog));
-        return new AuxLstmClassifierEstimator(CatalogUtils.GetEnvironment(catalog), options);
+        ArgumentNullException.ThrowIfNull(catalog);
+        MLNetVersionGuard.Check();
+        return NewClassifier(catalog, options);
     }
+
+    // The guard runs before these are compiled: they use ML.NET internals, which another ML.NET release may lack.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static AuxLstmClassifierEstimator NewClassifier(TransformsCatalog catalog, AuxLstmClassifierOptions options) =>
+        new(CatalogUtils.GetEnvironment(catalog), options);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static AuxLstmClassifierEstimator NewClassifier(MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, AuxLstmClassifierOptions options) =>
+        new(CatalogUtils.GetEnvironment(catalog), options);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static ImageToPixelSequenceEstimator NewImageToPixelSequence(TransformsCatalog catalog, PixelChannels channels, int? permutationSeed,
+        string outputColumnName, string inputColumnName) =>
+        new(CatalogUtils.GetEnvironment(catalog), channels, permutationSeed, (outputColumnName, inputColumnName));
 
     /// <summary>
     /// An LSTM classifier for long sequences trained with an auxiliary loss, with default options otherwise.
@@ -58,8 +75,9 @@ public static class AuxLstmCatalog
     public static AuxLstmClassifierEstimator AuxLstm(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         AuxLstmClassifierOptions options)
     {
-        Contracts.CheckValue(catalog, nameof(catalog));
-        return new AuxLstmClassifierEstimator(CatalogUtils.GetEnvironment(catalog), options);
+        ArgumentNullException.ThrowIfNull(catalog);
+        MLNetVersionGuard.Check();
+        return NewClassifier(catalog, options);
     }
 
     /// <summary>
@@ -117,7 +135,7 @@ public static class AuxLstmCatalog
     {
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentException.ThrowIfNullOrWhiteSpace(outputColumnName);
-        return new ImageToPixelSequenceEstimator(CatalogUtils.GetEnvironment(catalog), channels, permutationSeed,
-            (outputColumnName, inputColumnName ?? outputColumnName));
+        MLNetVersionGuard.Check();
+        return NewImageToPixelSequence(catalog, channels, permutationSeed, outputColumnName, inputColumnName ?? outputColumnName);
     }
 }

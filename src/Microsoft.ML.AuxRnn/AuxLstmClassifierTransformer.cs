@@ -310,6 +310,14 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
     // Factory method for SignatureLoadModel.
     private static AuxLstmClassifierTransformer Create(IHostEnvironment env, ModelLoadContext ctx)
     {
+        // Checked before CreateChecked is compiled: loading uses ML.NET internals, which another ML.NET release may lack.
+        MLNetVersionGuard.Check();
+        return CreateChecked(env, ctx);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static AuxLstmClassifierTransformer CreateChecked(IHostEnvironment env, ModelLoadContext ctx)
+    {
         Contracts.CheckValue(env, nameof(env));
         env.CheckValue(ctx, nameof(ctx));
         ctx.CheckAtModel(GetVersionInfo());
