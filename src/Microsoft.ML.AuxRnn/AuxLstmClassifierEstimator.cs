@@ -77,7 +77,7 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
 
         _options.CancellationToken.ThrowIfCancellationRequested();
         int seed = _options.Seed ?? _host.Rand.Next();
-        var device = TorchDevices.Resolve(_options.Device);
+        var device = TorchDevices.Resolve(_options.Device, _host, ch);
         if (_options.NumberOfThreads is int threads)
             torch.set_num_threads(threads);
         var shape = NetworkShape.From(_options, inputType.Discrete, inputType.Vocabulary, inputType.NetworkStepSize, labels.ClassCount);

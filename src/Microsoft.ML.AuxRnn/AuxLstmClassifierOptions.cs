@@ -16,13 +16,17 @@ public enum AuxiliaryLoss
 /// <summary>Where the network trains and scores.</summary>
 public enum ComputeDevice
 {
-    /// <summary>CUDA when TorchSharp's CUDA backend is present and a GPU is visible, otherwise the CPU.</summary>
+    /// <summary>
+    /// As ML.NET's TorchSharp trainers: the GPU <c>MLContext.GpuDeviceId</c> names when it is set and CUDA is
+    /// available; when it is set but CUDA is not, the CPU if <c>MLContext.FallbackToCpu</c>, else an error; the CPU
+    /// when it is not set.
+    /// </summary>
     Auto,
 
     /// <summary>The CPU.</summary>
     Cpu,
 
-    /// <summary>A CUDA GPU (needs the TorchSharp-cuda-linux backend); fails when none is available.</summary>
+    /// <summary>A CUDA GPU, device <c>MLContext.GpuDeviceId</c> (0 when not set; needs a TorchSharp CUDA backend); fails when none is available.</summary>
     Cuda,
 }
 
@@ -155,7 +159,11 @@ public sealed class AuxLstmClassifierOptions
     /// <summary>Random seed for weights, shuffling and anchors. <c>null</c> (default): drawn from the MLContext's seed.</summary>
     public int? Seed { get; set; }
 
-    /// <summary>Where to train and score. Default <see cref="ComputeDevice.Auto"/>.</summary>
+    /// <summary>
+    /// Where to train (and where the trained transformer scores). Default <see cref="ComputeDevice.Auto"/>: the
+    /// MLContext's <c>GpuDeviceId</c> and <c>FallbackToCpu</c> decide. A saved model, once loaded, scores where its
+    /// loading MLContext says.
+    /// </summary>
     public ComputeDevice Device { get; set; } = ComputeDevice.Auto;
 
     /// <summary>Optional held-out data with the same columns: each epoch is scored on it and the best epoch's weights are kept.</summary>
