@@ -65,10 +65,12 @@ internal sealed class AuxLstmTrainer
     /// The modules a run with <paramref name="seed"/> starts from: the network, and the decoder when there is an
     /// auxiliary loss. Initialization draws from torch's global generator, seeded here.
     /// </summary>
-    internal static (AuxLstmNetwork Network, AuxiliaryDecoder? Decoder) InitializeModules(NetworkShape shape, int seed, int decoderLayers = 2)
+    internal static (AuxLstmNetwork Network, AuxiliaryDecoder? Decoder) InitializeModules(NetworkShape shape, int seed, int decoderLayers = 2, double? forgetGateBias = null)
     {
         random.manual_seed(seed);
         var network = new AuxLstmNetwork(shape);
+        if (forgetGateBias is { } bias)
+            network.InitializeForgetGate(bias);
         var decoder = shape.AuxiliaryLoss == AuxiliaryLoss.None ? null : new AuxiliaryDecoder(shape, decoderLayers);
         return (network, decoder);
     }
@@ -90,7 +92,8 @@ internal sealed class AuxLstmTrainer
         using var retention = CpuTuning.RetainFreedMemory();
 
         var schedule = new TrainingSchedule(_options, (train.Count + _options.BatchSize - 1) / _options.BatchSize);
-        var (network, decoder) = InitializeModules(shape, _seed, _options.DecoderLayers);
+        var (network, decoder) = InitializeModules(shape, _seed, _options.DecoderLayers, _options.ForgetGateBias);
+        network.SetStandardization(train);
         OptimizerHelper? optimizer = null;
         AuxLstmNetwork? best = null;
         var generator = new Generator((ulong)_seed, device);
@@ -130,12 +133,10 @@ internal sealed class AuxLstmTrainer
             for (int epoch = progress.EpochsDone; epoch < schedule.TotalEpochs; epoch++)
             {
                 bool pretraining = schedule.IsPretraining(epoch);
-                if (optimizer is null || optimizerPretraining != pretraining)
-                {
-                    optimizer?.Dispose();
-                    optimizer = CreateOptimizer(network, decoder, pretraining);
-                    optimizerPretraining = pretraining;
-                }
+                // One optimizer for both phases: RMSProp's running averages carry across the switch to joint training
+                // (in pre-training the classifier head simply gets no gradient).
+                optimizer ??= CreateOptimizer(network, decoder, pretraining);
+                optimizerPretraining = pretraining;
 
                 // Every random source of an epoch is seeded from (seed, epoch): runs repeat exactly, and resume exactly.
                 var rng = new Random((int)(TrainingSchedule.EpochSeed(_seed, epoch, 1) & int.MaxValue));
@@ -263,9 +264,10 @@ internal sealed class AuxLstmTrainer
 
     private OptimizerHelper CreateOptimizer(AuxLstmNetwork network, AuxiliaryDecoder? decoder, bool pretraining)
     {
-        // Pre-training optimizes the encoder, the LSTM and the decoder only: the classifier head stays untouched.
-        var parameters = (pretraining ? network.SequenceParameters() : network.parameters())
-            .Concat(decoder?.parameters() ?? Enumerable.Empty<Parameter>()).ToList();
+        // Every parameter, in both phases: pre-training's loss gives the classifier head no gradient, so it stays
+        // untouched (RMSProp skips parameters without a gradient).
+        _ = pretraining;
+        var parameters = network.parameters().Concat(decoder?.parameters() ?? Enumerable.Empty<Parameter>()).ToList();
         return _options.Optimizer == AuxOptimizer.Adam
             ? optim.Adam(parameters, _options.LearningRate)
             : optim.RMSProp(parameters, _options.LearningRate);
@@ -365,6 +367,6 @@ internal sealed class AuxLstmTrainer
             $"{shape}; seed {_seed}; rows {train.Count}; truncation {o.TruncationLength?.ToString(CultureInfo.InvariantCulture) ?? "full"}/" +
             $"{o.AuxiliaryTruncationLength?.ToString(CultureInfo.InvariantCulture) ?? "full"}; segment {o.SegmentLength}x{o.SegmentsPerSequence} " +
             $"reverse {o.ReverseReconstruction} past {o.DistantPastRange} spill {o.SpillPastAnchor}; decoder layers {o.DecoderLayers}; sampling {o.ScheduledSamplingProbability:R}/{o.ScheduledSamplingSteps}; " +
-            $"pretrain {o.PretrainEpochs}; batch {o.BatchSize}; {o.Optimizer} {o.LearningRate:R} halving {o.LearningRateHalvingEpochs}; clip {o.GradientClipNorm:R}");
+            $"forget bias {o.ForgetGateBias?.ToString("R", CultureInfo.InvariantCulture) ?? "default"}; pretrain {o.PretrainEpochs}; batch {o.BatchSize}; {o.Optimizer} {o.LearningRate:R} halving {o.LearningRateHalvingEpochs}; clip {o.GradientClipNorm:R}");
     }
 }
