@@ -18,9 +18,6 @@ internal static class LongRecall
 {
     public const int QuietTail = 16;
 
-    internal static int MinCue = int.Parse(Environment.GetEnvironmentVariable("MINCUE") ?? "4");
-
-    internal static int MaxCue = int.Parse(Environment.GetEnvironmentVariable("MAXCUE") ?? "100000");
 
     public static int Levels(int classes, int fillers) => 2 + classes + fillers;
 
@@ -46,7 +43,7 @@ internal static class LongRecall
             x[1] = 2 + label;
             for (int e = 0; e < echoes; e++)
             {
-                int cue = rng.Next(Math.Min(MinCue, length - QuietTail - 2), Math.Min(length - QuietTail - 1, MaxCue));
+                int cue = rng.Next(4, length - QuietTail - 1);
                 x[cue] = 1;
                 x[cue + 1] = 2 + label;
             }
