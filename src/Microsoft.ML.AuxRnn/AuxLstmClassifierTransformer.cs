@@ -39,6 +39,9 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
     private const int MaxScoringBatchSize = AuxLstmClassifierOptions.MaxBatchSize;
 
     private readonly AuxLstmNetwork _network;
+
+    /// <summary>The per-value mean and scale continuous inputs are standardised with (empty for tokens).</summary>
+    internal (float[] Mean, float[] Scale) NetworkStandardization => _network.Standardization;
     private readonly Device _device;
     private readonly object _gate = new();
     private long _forwardPasses;
