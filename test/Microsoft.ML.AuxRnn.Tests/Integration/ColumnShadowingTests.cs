@@ -39,6 +39,8 @@ public class ColumnShadowingTests
         var source = ml.Data.CreateEnumerable<SequenceRow>(data, reuseRowObject: false).First();
         var row = new ScoredRow { Label = source.Label, Features = source.Features, Score = new float[] { 0.25f, 0.75f } };
         engine.Predict(row).Score.Should().Equal(first[0], (a, b) => Math.Abs(a - b) < 1e-5f);
+        engine.Dispose();
+        model.LastTransformer.Dispose();
     }
 
     [Fact]
@@ -66,6 +68,8 @@ public class ColumnShadowingTests
         for (int i = 0; i < alone.Length; i++)
             secondScores[i].Should().Equal(alone[i], (a, b) => Math.Abs(a - b) < 1e-6f);
         ml.MulticlassClassification.Evaluate(scored).ConfusionMatrix.Counts.Sum(r => r.Sum()).Should().Be(32);
+        foreach (var classifier in model.OfType<AuxLstmClassifierTransformer>())
+            classifier.Dispose();
     }
 
     public sealed class ScoredRow

@@ -59,7 +59,11 @@ public class TrainerCatalogTests
             // Five folds, five checkpoints: none resumes another fold's run, so each gives the model it gives alone.
             Directory.GetDirectories(temp.Path).Should().HaveCount(5).And.OnlyContain(d => File.Exists(Path.Combine(d, "checkpoint.bin")));
             folds.Select(f => f.Metrics.LogLoss).Should().Equal(plain.Select(f => f.Metrics.LogLoss), $"run {run + 1} with checkpoints trains what the run without does");
+            foreach (var fold in folds)
+                (fold.Model as IDisposable)?.Dispose(); // native memory now, not at some later test's garbage collection
         }
+        foreach (var fold in plain)
+            (fold.Model as IDisposable)?.Dispose();
         // The second cross-validation finds each fold's finished checkpoint and resumes it rather than training again.
         log.Count(m => m.Contains("Resuming from", StringComparison.Ordinal)).Should().Be(5);
     }

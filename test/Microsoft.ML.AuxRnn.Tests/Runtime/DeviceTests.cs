@@ -62,7 +62,8 @@ public class DeviceTests
         var strict = new MLContext(seed: 1) { GpuDeviceId = 0, FallbackToCpu = false };
         var strictFit = () => strict.MulticlassClassification.Trainers.AuxLstm(auto).Fit(keyed);
         if (gpu)
-            strictFit().ScoringDevice.Should().Be("cuda:0");
+            using (var onGpu = strictFit())
+                onGpu.ScoringDevice.Should().Be("cuda:0");
         else
             strictFit.Should().Throw<InvalidOperationException>().WithMessage("*GpuDeviceId is 0*FallbackToCpu is false*");
 
@@ -84,13 +85,14 @@ public class DeviceTests
             saved.Position = 0;
             return (AuxLstmClassifierTransformer)context.Model.Load(saved, out _);
         }
-        Load(new MLContext()).ScoringDevice.Should().Be("cpu");
+        using (var loaded = Load(new MLContext()))
+            loaded.ScoringDevice.Should().Be("cpu");
         var loadStrict = () => Load(new MLContext { GpuDeviceId = 0, FallbackToCpu = false });
         if (gpu)
             loadStrict().ScoringDevice.Should().Be("cuda:0");
         else
             loadStrict.Should().Throw<Exception>().Where(e => Flatten(e).Any(x => x.Message.Contains("GpuDeviceId is 0")), "the loading context asked for GPU 0");
-        var loadLenient = Load(new MLContext { GpuDeviceId = 0, FallbackToCpu = true });
+        using var loadLenient = Load(new MLContext { GpuDeviceId = 0, FallbackToCpu = true });
         loadLenient.ScoringDevice.Should().Be(gpu ? "cuda:0" : "cpu");
         loadLenient.ComputeDevice.Should().Be(ComputeDevice.Cpu, "the file still records what it was trained with");
     }

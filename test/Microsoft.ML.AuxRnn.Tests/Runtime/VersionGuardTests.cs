@@ -61,7 +61,10 @@ public class VersionGuardTests
             MLNetVersionGuard.LoadedOverride = null;
         }
         saved.Position = 0;
-        new MLContext().Model.Load(saved, out _).Should().NotBeNull("with the right version, the same file loads");
+        var reloaded = new MLContext().Model.Load(saved, out _);
+        reloaded.Should().NotBeNull("with the right version, the same file loads");
+        foreach (var transformer in ((IEnumerable<ITransformer>)reloaded).Concat(model).OfType<IDisposable>())
+            transformer.Dispose();
     }
 
     private static Exception? Unwrap(Exception e, int depth)
