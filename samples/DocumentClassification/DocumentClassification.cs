@@ -11,7 +11,7 @@ public static class DocumentClassification
 {
     public static int Main(string[] args)
     {
-        string folder = args.FirstOrDefault(a => !a.StartsWith("--")) ?? "../shared/data/dbpedia";
+        string folder = args.FirstOrDefault(a => !a.StartsWith("--")) ?? DefaultFolder("dbpedia");
         bool tiny = args.Contains("--tiny");
         int rows = Option(args, "--rows") ?? (tiny ? 48 : 5_000);
         var ml = new MLContext(seed: 1);
@@ -48,6 +48,10 @@ public static class DocumentClassification
         Console.WriteLine($"\"The Mersey Ferry…\" is a {prediction.PredictedClass} (p = {prediction.Score.Max():P1})");
         return 0;
     }
+
+    /// <summary>$AUXRNN_DATA/<paramref name="set"/> (the full data sets) when set, else the repository's small test fixtures.</summary>
+    private static string DefaultFolder(string set) =>
+        Environment.GetEnvironmentVariable("AUXRNN_DATA") is { Length: > 0 } data ? Path.Combine(data, set) : Path.Combine("test", "Fixtures", set);
 
     private static int? Option(string[] args, string name)
     {

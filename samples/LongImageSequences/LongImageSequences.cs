@@ -12,7 +12,7 @@ public static class LongImageSequences
 {
     public static int Main(string[] args)
     {
-        string folder = args.FirstOrDefault(a => !a.StartsWith("--")) ?? "../shared/data/clothing128";
+        string folder = args.FirstOrDefault(a => !a.StartsWith("--")) ?? DefaultFolder("clothing128");
         bool tiny = args.Contains("--tiny");
         int size = Option(args, "--size") ?? (tiny ? 8 : 64);
         int? perClass = Option(args, "--rows") ?? (tiny ? 4 : null); // images per class
@@ -52,6 +52,10 @@ public static class LongImageSequences
         Console.WriteLine($"{Path.GetFileName(file)} looks like a {prediction.PredictedClass} (p = {prediction.Score.Max():P1})");
         return 0;
     }
+
+    /// <summary>$AUXRNN_DATA/<paramref name="set"/> (the full data sets) when set, else the repository's small test fixtures.</summary>
+    private static string DefaultFolder(string set) =>
+        Environment.GetEnvironmentVariable("AUXRNN_DATA") is { Length: > 0 } data ? Path.Combine(data, set) : Path.Combine("test", "Fixtures", set);
 
     private static int? Option(string[] args, string name)
     {

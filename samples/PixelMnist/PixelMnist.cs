@@ -12,7 +12,7 @@ public static class PixelMnist
 {
     public static int Main(string[] args)
     {
-        string folder = args.FirstOrDefault(a => !a.StartsWith("--")) ?? "../shared/data/mnist";
+        string folder = args.FirstOrDefault(a => !a.StartsWith("--")) ?? DefaultFolder("mnist");
         bool tiny = args.Contains("--tiny");
         int rows = Option(args, "--rows") ?? (tiny ? 64 : 60_000);
         var ml = new MLContext(seed: 1);
@@ -51,6 +51,10 @@ public static class PixelMnist
         Console.WriteLine($"The first test digit is a {prediction.PredictedDigit} (p = {prediction.Score.Max():P1})");
         return 0;
     }
+
+    /// <summary>$AUXRNN_DATA/<paramref name="set"/> (the full data sets) when set, else the repository's small test fixtures.</summary>
+    private static string DefaultFolder(string set) =>
+        Environment.GetEnvironmentVariable("AUXRNN_DATA") is { Length: > 0 } data ? Path.Combine(data, set) : Path.Combine("test", "Fixtures", set);
 
     private static int? Option(string[] args, string name)
     {

@@ -19,7 +19,7 @@ internal static class OptionsBinder
     {
         nameof(AuxLstmClassifierOptions.LabelColumnName), nameof(AuxLstmClassifierOptions.SequenceColumnName),
         nameof(AuxLstmClassifierOptions.PredictedLabelColumnName), nameof(AuxLstmClassifierOptions.ScoreColumnName),
-        nameof(AuxLstmClassifierOptions.ValidationSet),
+        nameof(AuxLstmClassifierOptions.ValidationSet), nameof(AuxLstmClassifierOptions.CancellationToken),
     };
 
     public static IReadOnlyList<PropertyInfo> Members { get; } = typeof(AuxLstmClassifierOptions)

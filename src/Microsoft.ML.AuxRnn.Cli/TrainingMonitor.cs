@@ -146,7 +146,7 @@ internal static class ProgressDisplay
                 .Start(ctx =>
                 {
                     var bar = ctx.AddTask(Markup.Escape(title), maxValue: Math.Max(1, totalEpochs));
-                    while (!task.Wait(200))
+                    while (!Finished(task, 200))
                     {
                         bar.Value = monitor.Progress;
                         bar.Description = Markup.Escape(Describe(title, monitor));
@@ -161,7 +161,7 @@ internal static class ProgressDisplay
             console.MarkupLine($"[bold]{Markup.Escape(title)}[/]: training {totalEpochs} epoch{(totalEpochs == 1 ? "" : "s")}…");
             while (true)
             {
-                bool finished = task.Wait(250);
+                bool finished = Finished(task, 250);
                 var epochs = monitor.Epochs;
                 for (; shown < epochs.Count; shown++)
                     console.MarkupLine("  " + Markup.Escape(DescribeEpoch(epochs[shown], monitor)));
@@ -172,6 +172,10 @@ internal static class ProgressDisplay
         epochsOut?.AddRange(monitor.Epochs);
         return task.GetAwaiter().GetResult(); // rethrows the Fit's exception as is
     }
+
+    /// <summary>Waits for the task without throwing (Task.Wait would wrap a failed Fit's exception in an AggregateException).</summary>
+    private static bool Finished(Task task, int milliseconds) =>
+        task.IsCompleted || ((IAsyncResult)task).AsyncWaitHandle.WaitOne(milliseconds);
 
     private static string Describe(string title, TrainingMonitor monitor)
     {

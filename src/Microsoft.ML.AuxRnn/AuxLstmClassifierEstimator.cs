@@ -40,6 +40,7 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
     public AuxLstmClassifierTransformer Fit(IDataView input)
     {
         _host.CheckValue(input, nameof(input));
+        _options.CancellationToken.ThrowIfCancellationRequested();
         using var ch = _host.Start("Fit");
 
         var label = CheckLabel(input.Schema);
@@ -74,8 +75,9 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
                 throw _host.Except($"{nameof(AuxLstmClassifierOptions)}.{nameof(_options.ValidationSet)} has no labeled rows.");
         }
 
+        _options.CancellationToken.ThrowIfCancellationRequested();
         int seed = _options.Seed ?? _host.Rand.Next();
-        var device = TorchDevices.Resolve(_options.Device);
+        var device = TorchDevices.Resolve(_options.Device, _host, ch);
         var shape = NetworkShape.From(_options, inputType.Discrete, inputType.Vocabulary, inputType.NetworkStepSize, labels.ClassCount);
         ch.Info($"AuxLstmClassifier: {train.Count:N0} rows ({classesSeen} of {labels.ClassCount} classes seen), up to {train.MaxLength:N0} steps, " +
                 $"input {inputType.Describe()}, auxiliary loss {_options.AuxiliaryLoss}, device {device.type}, seed {seed}.");

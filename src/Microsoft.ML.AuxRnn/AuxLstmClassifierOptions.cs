@@ -40,13 +40,17 @@ public enum CpuTuningMode
 /// <summary>Where the network trains and scores.</summary>
 public enum ComputeDevice
 {
-    /// <summary>CUDA when TorchSharp's CUDA backend is present and a GPU is visible, otherwise the CPU.</summary>
+    /// <summary>
+    /// As ML.NET's TorchSharp trainers: the GPU <c>MLContext.GpuDeviceId</c> names when it is set and CUDA is
+    /// available; when it is set but CUDA is not, the CPU if <c>MLContext.FallbackToCpu</c>, else an error; the CPU
+    /// when it is not set.
+    /// </summary>
     Auto,
 
     /// <summary>The CPU.</summary>
     Cpu,
 
-    /// <summary>A CUDA GPU (needs the TorchSharp-cuda-linux backend); fails when none is available.</summary>
+    /// <summary>A CUDA GPU, device <c>MLContext.GpuDeviceId</c> (0 when not set; needs a TorchSharp CUDA backend); fails when none is available.</summary>
     Cuda,
 }
 
@@ -187,7 +191,11 @@ public sealed class AuxLstmClassifierOptions
     /// <summary>Random seed for weights, shuffling and anchors. <c>null</c> (default): drawn from the MLContext's seed.</summary>
     public int? Seed { get; set; }
 
-    /// <summary>Where to train and score. Default <see cref="ComputeDevice.Auto"/>.</summary>
+    /// <summary>
+    /// Where to train (and where the trained transformer scores). Default <see cref="ComputeDevice.Auto"/>: the
+    /// MLContext's <c>GpuDeviceId</c> and <c>FallbackToCpu</c> decide. A saved model, once loaded, scores where its
+    /// loading MLContext says.
+    /// </summary>
     public ComputeDevice Device { get; set; } = ComputeDevice.Auto;
 
     /// <summary>Optional held-out data with the same columns: each epoch is scored on it and the best epoch's weights are kept.</summary>
@@ -214,7 +222,19 @@ public sealed class AuxLstmClassifierOptions
     /// </summary>
     public TimeSpan? MaxTrainingTime { get; set; }
 
-    /// <summary>Optional folder for per-epoch checkpoints; a later Fit given the same folder resumes from the last one.</summary>
+    /// <summary>
+    /// Cancels <c>Fit</c>: once the token is cancelled, training stops at the next mini-batch (training or validation
+    /// scoring; a token cancelled before Fit stops it at once), frees its native memory and throws
+    /// <see cref="OperationCanceledException"/>. Works wherever the estimator is fitted: alone, inside a pipeline, in
+    /// <c>CrossValidate</c>. (ML.NET's own <c>MLContext.CancelExecution</c> is internal in ML.NET 5.) Not saved with the model.
+    /// </summary>
+    public CancellationToken CancellationToken { get; set; }
+
+    /// <summary>
+    /// Optional folder for per-epoch checkpoints; a later Fit given the same folder, data and options resumes from the
+    /// last one. Each training set keeps its own checkpoint in a sub-folder named after a hash of its rows
+    /// (<c>data-&lt;hash&gt;/checkpoint.bin</c>), so the folds of <c>CrossValidate</c> can share the folder.
+    /// </summary>
     public string? CheckpointFolder { get; set; }
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> or <see cref="ArgumentException"/> naming the first invalid member.</summary>

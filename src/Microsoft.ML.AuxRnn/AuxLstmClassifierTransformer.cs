@@ -91,7 +91,10 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
     /// <summary>Rows scored together by <see cref="Transform"/>.</summary>
     public int ScoringBatchSize { get; }
 
-    /// <summary>The device option the model was trained with (Cuda falls back to the CPU when loaded where none is available).</summary>
+    /// <summary>
+    /// The device option the model was trained with. A loaded model scores where its loading MLContext says
+    /// (<c>GpuDeviceId</c>, <c>FallbackToCpu</c>), whatever this was.
+    /// </summary>
     public ComputeDevice ComputeDevice { get; }
 
     /// <summary>Number of classes: the label's key count.</summary>
@@ -105,6 +108,9 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
 
     /// <summary>Per-epoch figures from Fit: losses, accuracies, time, learning rate (empty for a loaded model).</summary>
     public IReadOnlyList<EpochReport> TrainingHistory { get; }
+
+    /// <summary>Where this transformer scores: "cpu" or "cuda:N".</summary>
+    internal string ScoringDevice => _device.type == DeviceType.CUDA ? $"cuda:{_device.index}" : "cpu";
 
     /// <summary>Forward passes run so far (one per scored mini-batch or per single row).</summary>
     internal long ForwardPasses => Interlocked.Read(ref _forwardPasses);
@@ -333,6 +339,14 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
     // Factory method for SignatureLoadModel.
     private static AuxLstmClassifierTransformer Create(IHostEnvironment env, ModelLoadContext ctx)
     {
+        // Checked before CreateChecked is compiled: loading uses ML.NET internals, which another ML.NET release may lack.
+        MLNetVersionGuard.Check();
+        return CreateChecked(env, ctx);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static AuxLstmClassifierTransformer CreateChecked(IHostEnvironment env, ModelLoadContext ctx)
+    {
         Contracts.CheckValue(env, nameof(env));
         env.CheckValue(ctx, nameof(ctx));
         ctx.CheckAtModel(GetVersionInfo());
@@ -417,7 +431,8 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
             throw;
         }
 
-        var device = TorchDevices.Resolve(computeDevice == ComputeDevice.Cuda && !cuda.is_available() ? ComputeDevice.Cpu : computeDevice);
+        // The loading context decides where the model scores (its GpuDeviceId and FallbackToCpu), not the device it was trained on.
+        var device = TorchDevices.ForLoadedModel(env);
         network.to(device);
         return new AuxLstmClassifierTransformer(env, options, inputType, labels, network, device, computeDevice, null);
     }

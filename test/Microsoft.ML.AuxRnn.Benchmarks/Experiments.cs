@@ -28,7 +28,8 @@ internal sealed class Experiments
 
     private readonly BenchSettings _settings;
     private readonly Report _report;
-    private readonly MLContext _ml = new(seed: 1);
+    // Device = Auto follows the context, as ML.NET's trainers: the first GPU when there is one, else the CPU.
+    private readonly MLContext _ml = new(seed: 1) { GpuDeviceId = TorchSharp.torch.cuda.is_available() ? 0 : null, FallbackToCpu = true };
 
     public Experiments(BenchSettings settings, Report report)
     {

@@ -18,7 +18,10 @@ internal static class TestSetup
     }
 }
 
-/// <summary>Where the shared test data lives: ../shared/data beside the repository root.</summary>
+/// <summary>
+/// The test fixtures: small cuts of MNIST, CIFAR-10, DBpedia and clothing photos committed under test/Fixtures and
+/// copied beside the test assembly, so the suite passes from a clone alone (see test/Fixtures/README.md).
+/// </summary>
 internal static class TestData
 {
     public static string Root { get; } = Find();
@@ -27,18 +30,22 @@ internal static class TestData
 
     private static string Find()
     {
-        string? env = Environment.GetEnvironmentVariable("AUXRNN_DATA");
-        if (!string.IsNullOrEmpty(env))
-            return env;
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
-        {
-            string candidate = System.IO.Path.Combine(dir.FullName, "shared", "data");
-            if (Directory.Exists(candidate) && dir.GetDirectories(".git").Length == 0)
-                return candidate;
-            candidate = System.IO.Path.Combine(dir.FullName, "..", "shared", "data");
-            if (File.Exists(System.IO.Path.Combine(dir.FullName, "Microsoft.ML.AuxRnn.sln")) && Directory.Exists(candidate))
-                return System.IO.Path.GetFullPath(candidate);
-        }
-        throw new DirectoryNotFoundException("../shared/data was not found beside the repository (set AUXRNN_DATA).");
+        string copied = System.IO.Path.Combine(AppContext.BaseDirectory, "Fixtures");
+        if (Directory.Exists(copied))
+            return copied;
+        throw new DirectoryNotFoundException($"The test fixtures were not copied to {copied}: build the test project (it copies test/Fixtures).");
     }
+}
+
+/// <summary>
+/// The full public data sets, for opt-in long tests only: the folder named by $AUXRNN_DATA (laid out as
+/// test/Fixtures is). The default test run never reads it.
+/// </summary>
+internal static class FullData
+{
+    public static string? Root { get; } = Environment.GetEnvironmentVariable("AUXRNN_DATA") is { Length: > 0 } root ? root : null;
+
+    public static string Path(params string[] parts) =>
+        System.IO.Path.Combine(new[] { Root ?? throw new InvalidOperationException("Set AUXRNN_DATA to the folder of the full data sets (mnist/, cifar10/, dbpedia/, clothing128/).") }
+            .Concat(parts).ToArray());
 }

@@ -72,8 +72,29 @@ internal static class TrainCommand
         var watch = Stopwatch.StartNew();
         int totalEpochs = options.Epochs + (options.AuxiliaryLoss == AuxiliaryLoss.None ? 0 : options.PretrainEpochs);
         var epochs = new List<EpochLine>();
-        ITransformer classifier = ProgressDisplay.Run(console, ml, Describe(options), totalEpochs,
-            () => ml.Transforms.AuxLstmClassifier(options).Fit(featurizedTrain), epochs);
+        // Ctrl+C stops training at the next mini-batch (through the options' token) instead of killing the process.
+        using var cancellation = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            cancellation.Cancel();
+        };
+        options.CancellationToken = cancellation.Token;
+        Console.CancelKeyPress += onCancel;
+        ITransformer classifier;
+        try
+        {
+            classifier = ProgressDisplay.Run(console, ml, Describe(options), totalEpochs,
+                () => ml.Transforms.AuxLstmClassifier(options).Fit(featurizedTrain), epochs);
+        }
+        catch (OperationCanceledException e) when (cancellation.IsCancellationRequested)
+        {
+            throw new OperationCanceledException("Training was cancelled (Ctrl+C) before it finished; no model was saved.", e, cancellation.Token);
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
         var trainingTime = watch.Elapsed;
         var model = featurizer == null ? classifier : new TransformerChain<ITransformer>(featurizer, classifier);
 

@@ -20,6 +20,9 @@ internal sealed class BatchScoringDataView : IDataView
     private readonly int _predictedIndex;
     private readonly int _scoreIndex;
 
+    /// <summary>For each output column, the input column it passes through (-1 for PredictedLabel and Score).</summary>
+    private readonly int[] _inputIndex;
+
     /// <summary>Wraps <paramref name="source"/>; <paramref name="perRow"/> is the row-to-row view over the same source
     /// (it fixes the schema and serves cursors that need no score).</summary>
     public BatchScoringDataView(IHost host, AuxLstmClassifierTransformer parent, IDataView source, IDataView perRow)
@@ -30,13 +33,25 @@ internal sealed class BatchScoringDataView : IDataView
         _perRow = perRow;
         _sequence = parent.InputType.CheckColumn(host, source.Schema, parent.SequenceColumnName);
 
-        // The row-to-row view keeps every input column at its index and appends the two outputs.
+        // The row-to-row view keeps every input column, in order, and adds the two outputs: at the end, or right
+        // after a same-named input column, which they then hide (ML.NET's column bindings). Map the rest back.
         var schema = perRow.Schema;
-        for (int i = 0; i < source.Schema.Count; i++)
-            host.Check(schema[i].Name == source.Schema[i].Name && schema[i].Type.Equals(source.Schema[i].Type), "Unexpected output schema.");
         _predictedIndex = schema[parent.PredictedLabelColumnName].Index;
         _scoreIndex = schema[parent.ScoreColumnName].Index;
-        host.Check(_predictedIndex >= source.Schema.Count && _scoreIndex >= source.Schema.Count, "Unexpected output schema.");
+        _inputIndex = new int[schema.Count];
+        int next = 0;
+        for (int i = 0; i < schema.Count; i++)
+        {
+            if (i == _predictedIndex || i == _scoreIndex)
+            {
+                _inputIndex[i] = -1;
+                continue;
+            }
+            host.Check(next < source.Schema.Count && schema[i].Name == source.Schema[next].Name && schema[i].Type.Equals(source.Schema[next].Type),
+                "Unexpected output schema.");
+            _inputIndex[i] = next++;
+        }
+        host.Check(next == source.Schema.Count, "Unexpected output schema.");
     }
 
     public bool CanShuffle => false;
@@ -52,7 +67,7 @@ internal sealed class BatchScoringDataView : IDataView
         if (!needed.Contains(_predictedIndex) && !needed.Contains(_scoreIndex))
             return _perRow.GetRowCursor(columnsNeeded, rand);
 
-        var inputColumns = needed.Where(i => i < _source.Schema.Count).Select(i => _source.Schema[i]).ToArray();
+        var inputColumns = needed.Where(i => i >= 0 && i < _inputIndex.Length && _inputIndex[i] >= 0).Select(i => _source.Schema[_inputIndex[i]]).ToArray();
         return new Cursor(this, needed, _source.GetRowCursor(inputColumns), _source.GetRowCursor(new[] { _sequence }));
     }
 
@@ -107,8 +122,8 @@ internal sealed class BatchScoringDataView : IDataView
         {
             if (!IsColumnActive(column))
                 throw _view._host.Except($"Column '{column.Name}' was not requested from this cursor.");
-            if (column.Index < _view._source.Schema.Count)
-                return _main.GetGetter<TValue>(_view._source.Schema[column.Index]);
+            if (_view._inputIndex[column.Index] is int input and >= 0)
+                return _main.GetGetter<TValue>(_view._source.Schema[input]);
 
             var getter = column.Index == _view._predictedIndex ? _outputGetters[0] : _outputGetters[1];
             return getter as ValueGetter<TValue>

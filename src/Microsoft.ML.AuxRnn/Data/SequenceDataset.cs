@@ -54,6 +54,33 @@ internal sealed class SequenceDataset
         }
     }
 
+    /// <summary>
+    /// A short hash of the rows (labels and sequences, in order): two data sets with the same content have the same
+    /// one. Checkpoints are kept per training set under it, so the folds of a cross-validation never share one.
+    /// </summary>
+    public string ContentHash()
+    {
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        Span<byte> header = stackalloc byte[16];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(header, IsDiscrete ? 1 : 0);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(header[4..], Vocabulary);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(header[8..], StepSize);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(header[12..], Count);
+        hash.AppendData(header);
+        hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_labels)));
+        Span<byte> length = stackalloc byte[4];
+        for (int row = 0; row < Count; row++)
+        {
+            ReadOnlySpan<byte> bytes = IsDiscrete
+                ? System.Runtime.InteropServices.MemoryMarshal.AsBytes(_tokens![row].AsSpan())
+                : System.Runtime.InteropServices.MemoryMarshal.AsBytes(_values![row].AsSpan());
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(length, bytes.Length);
+            hash.AppendData(length);
+            hash.AppendData(bytes);
+        }
+        return Convert.ToHexString(hash.GetHashAndReset(), 0, 8).ToLowerInvariant();
+    }
+
     public int[] Tokens(int row) => _tokens![row];
 
     public float[] Values(int row) => _values![row];

@@ -112,7 +112,10 @@ internal sealed class AuxLstmTrainer
             bool optimizerPretraining = false;
             var progress = new TrainingProgress();
             string fingerprint = Fingerprint(shape, train);
-            if (_options.CheckpointFolder is { } folder
+            // One checkpoint per training set: CheckpointFolder/data-<hash of the rows>/checkpoint.bin, so the folds of a
+            // cross-validation (or any Fit on other data) sharing the options never resume each other's run.
+            string? checkpointFolder = _options.CheckpointFolder is { } root ? CheckpointFolderFor(root, train) : null;
+            if (checkpointFolder is { } folder
                 && TrainingCheckpoint.TryLoad(folder, fingerprint, network, decoder, p => CreateOptimizer(network, decoder, p),
                     schedule.IsPretraining, () => NewNetwork(shape, device)) is { } resumed)
             {
@@ -160,6 +163,7 @@ internal sealed class AuxLstmTrainer
                 for (int b = 0; b < schedule.BatchesPerEpoch; b++)
                 {
                     _host.CheckAlive();
+                    _options.CancellationToken.ThrowIfCancellationRequested();
                     if (_options.MaxTrainingTime is { } limit && budget.Elapsed >= limit)
                     {
                         outOfTime = true;
@@ -233,7 +237,7 @@ internal sealed class AuxLstmTrainer
                 progress.Reports.Add(report);
                 progress.EpochsDone = epoch + 1;
                 ch.Info(Describe(report, schedule));
-                if (_options.CheckpointFolder is { } checkpointFolder)
+                if (checkpointFolder is not null)
                     TrainingCheckpoint.Save(checkpointFolder, fingerprint, progress, network, decoder, optimizer, optimizerPretraining, best);
                 EpochCompleted?.Invoke(report, network);
                 if (outOfTime)
@@ -300,6 +304,7 @@ internal sealed class AuxLstmTrainer
         for (int start = 0; start < data.Count; start += rows.Length)
         {
             _host.CheckAlive();
+            _options.CancellationToken.ThrowIfCancellationRequested();
             int count = Math.Min(rows.Length, data.Count - start);
             for (int i = 0; i < count; i++)
                 rows[i] = start + i;
@@ -358,6 +363,9 @@ internal sealed class AuxLstmTrainer
         return $"Epoch {r.Epoch}/{schedule.TotalEpochs} ({phase}): {figures}{validation}, learning rate {r.LearningRate:G3}, " +
                $"{r.Elapsed.TotalSeconds:F1} s ({r.Elapsed.TotalMilliseconds / schedule.BatchesPerEpoch:F0} ms per batch)";
     }
+
+    /// <summary>The folder of the checkpoint of a run on <paramref name="train"/> under <see cref="AuxLstmClassifierOptions.CheckpointFolder"/>.</summary>
+    internal static string CheckpointFolderFor(string root, SequenceDataset train) => Path.Combine(root, "data-" + train.ContentHash());
 
     /// <summary>What a checkpoint must match to be resumed: the data's size, the shape and every option that changes training but the epoch count.</summary>
     private string Fingerprint(NetworkShape shape, SequenceDataset train)

@@ -1,6 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.AuxRnn;
 using Microsoft.ML.AuxRnn.Datasets;
+using Microsoft.ML.AuxRnn.Runtime;
 using Microsoft.ML.AuxRnn.Transforms;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
@@ -62,6 +63,14 @@ public sealed class ImageToPixelSequenceTransformer : OneToOneTransformerBase
 
     // Factory method for SignatureLoadModel.
     private static ImageToPixelSequenceTransformer Create(IHostEnvironment env, ModelLoadContext ctx)
+    {
+        // Checked before LoadModel is compiled: loading uses ML.NET internals, which another ML.NET release may lack.
+        MLNetVersionGuard.Check();
+        return LoadModel(env, ctx);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static ImageToPixelSequenceTransformer LoadModel(IHostEnvironment env, ModelLoadContext ctx)
     {
         Contracts.CheckValue(env, nameof(env));
         var host = env.Register(RegistrationName);

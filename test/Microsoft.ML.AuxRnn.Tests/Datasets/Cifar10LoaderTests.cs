@@ -14,13 +14,13 @@ public class Cifar10LoaderTests
     {
         var view = AuxRnnDatasets.LoadCifar10(_ml, TestBatch);
 
-        view.GetRowCount().Should().Be(1_000);
+        view.GetRowCount().Should().Be(40);
         KeyNames(view.Schema["Label"]).Should().Equal(File.ReadAllLines(TestData.Path("cifar10", "batches.meta.txt")).Where(l => l.Length > 0));
         view.Schema["Features"].Type.Should().Be(new VectorDataViewType(NumberDataViewType.Single, 3 * 1024));
 
         var rows = LabelsAndFeatures(view);
         byte[] raw = File.ReadAllBytes(TestBatch);
-        foreach (int row in new[] { 0, 1, 517, 999 })
+        foreach (int row in new[] { 0, 1, 17, 39 })
         {
             int record = row * 3073;
             rows[row].Label.Should().Be(raw[record] + 1u);
@@ -39,8 +39,8 @@ public class Cifar10LoaderTests
     public void SeveralBatchesAndFoldersConcatenateAndPermutationKeepsColoursTogether()
     {
         var both = AuxRnnDatasets.LoadCifar10(_ml, TestBatch, TestData.Path("cifar10", "data_batch_1.bin"));
-        both.GetRowCount().Should().Be(5_000);
-        AuxRnnDatasets.LoadCifar10(_ml, TestData.Path("cifar10")).GetRowCount().Should().Be(4_000, "a folder means its data_batch_*.bin files");
+        both.GetRowCount().Should().Be(100);
+        AuxRnnDatasets.LoadCifar10(_ml, TestData.Path("cifar10")).GetRowCount().Should().Be(60, "a folder means its data_batch_*.bin files");
 
         var plain = LabelsAndFeatures(AuxRnnDatasets.LoadCifar10(_ml, new[] { TestBatch }, permutationSeed: null, maxRows: 3));
         var permuted = LabelsAndFeatures(AuxRnnDatasets.LoadCifar10(_ml, new[] { TestBatch }, permutationSeed: 5, maxRows: 3));

@@ -16,18 +16,18 @@ public class MnistLoaderTests
     {
         var view = AuxRnnDatasets.LoadMnist(_ml, Images, Labels);
 
-        view.GetRowCount().Should().Be(10_000);
+        view.GetRowCount().Should().Be(300);
         var label = view.Schema["Label"];
         label.Type.Should().BeOfType<KeyDataViewType>().Which.Count.Should().Be(10UL);
         KeyNames(label).Should().Equal("0", "1", "2", "3", "4", "5", "6", "7", "8", "9");
         view.Schema["Features"].Type.Should().Be(new VectorDataViewType(NumberDataViewType.Single, 784));
 
         var rows = LabelsAndFeatures(view);
-        rows.Should().HaveCount(10_000);
+        rows.Should().HaveCount(300);
         rows.SelectMany(r => r.Features).Should().OnlyContain(v => v >= 0 && v <= 255 && v == MathF.Round(v));
         rows.Select(r => r.Label).Distinct().Should().BeEquivalentTo(Enumerable.Range(1, 10).Select(i => (uint)i));
 
-        // png-sample/<digit>/<index>.png are t10k images: the idx row must hold the same label and pixels.
+        // png-sample/<digit>/<index>.png are rows of the t10k idx files: the idx row must hold the same label and pixels.
         foreach (string digitFolder in Directory.GetDirectories(TestData.Path("mnist", "png-sample")).Order().Take(10))
         {
             string file = Directory.GetFiles(digitFolder, "*.png").Order().First();
@@ -105,7 +105,7 @@ public class MnistLoaderTests
 
         File.WriteAllBytes(images, bytes.AsSpan(0, bytes.Length - 100).ToArray());
         var act = () => AuxRnnDatasets.LoadMnist(_ml, images, labels);
-        act.Should().Throw<InvalidDataException>().WithMessage("*truncated*10000 x 28 x 28*");
+        act.Should().Throw<InvalidDataException>().WithMessage("*truncated*300 x 28 x 28*");
 
         File.WriteAllBytes(images, bytes.AsSpan(0, 10).ToArray()); // cut inside the header
         act.Should().Throw<InvalidDataException>().WithMessage("*truncated*header*");
@@ -121,8 +121,15 @@ public class MnistLoaderTests
     [Fact]
     public void ImagesAndLabelsOfDifferentCountsAreRejected()
     {
-        var act = () => AuxRnnDatasets.LoadMnist(_ml, Images, TestData.Path("mnist", "train-labels-idx1-ubyte.gz"));
-        act.Should().Throw<InvalidDataException>().WithMessage("*10,000 images*60,000 labels*");
+        // A labels file one record short (the header says 299).
+        using var temp = new TempFolder();
+        string labels = temp.File("labels"), shortLabels = temp.File("short-labels-idx1-ubyte");
+        Decompress(Labels, labels);
+        byte[] bytes = File.ReadAllBytes(labels);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(4), 299);
+        File.WriteAllBytes(shortLabels, bytes.AsSpan(0, bytes.Length - 1).ToArray());
+        var act = () => AuxRnnDatasets.LoadMnist(_ml, Images, shortLabels);
+        act.Should().Throw<InvalidDataException>().WithMessage("*300 images*299 labels*");
     }
 
     private static void Decompress(string gz, string target)

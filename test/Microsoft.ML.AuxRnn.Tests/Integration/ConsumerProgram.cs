@@ -5,8 +5,8 @@ namespace Microsoft.ML.AuxRnn.Tests.Integration;
 /// <summary>
 /// The consumer program of test/ConsumerProject, built once per test run in a temporary folder outside the
 /// repository (so none of the repository's Directory.* settings apply), with a project reference to the library's
-/// absolute path. Tests run it as a child process: to train like a user would, and to load saved models in a
-/// fresh process.
+/// absolute path and <c>dotnet build -o</c> (so every test that runs it also checks that -o works). Tests run it as
+/// a child process: to train like a user would, and to load saved models in a fresh process.
 /// </summary>
 internal static class ConsumerProgram
 {
@@ -71,14 +71,18 @@ internal static class ConsumerProgram
 
         string library = Path.Combine(repo, "src", "Microsoft.ML.AuxRnn", "Microsoft.ML.AuxRnn.csproj");
         var start = new ProcessStartInfo("dotnet") { WorkingDirectory = folder };
-        foreach (string arg in new[] { "build", "-c", Configuration, $"-p:AuxRnnProject={library}", "-nodeReuse:false", "-p:UseSharedCompilation=false", "-v:q" })
+        // Built with -o, as applications are built into containers: the library (and its build-time Publicizer) must cope.
+        string output = Path.Combine(folder, "out");
+        foreach (string arg in new[] { "build", "-c", Configuration, "-o", output, $"-p:AuxRnnProject={library}", "-nodeReuse:false", "-p:UseSharedCompilation=false", "-v:q" })
             start.ArgumentList.Add(arg);
-        var (exitCode, output) = Execute(start, TimeSpan.FromMinutes(8));
+        var (exitCode, buildOutput) = Execute(start, TimeSpan.FromMinutes(8));
         if (exitCode != 0)
-            throw new InvalidOperationException($"Building the consumer project in {folder} failed ({exitCode}):\n{output}");
-        string dll = Path.Combine(folder, "bin", Configuration, "net10.0", "Consumer.dll");
+            throw new InvalidOperationException($"Building the consumer project in {folder} failed ({exitCode}):\n{buildOutput}");
+        string dll = Path.Combine(output, "Consumer.dll");
         if (!File.Exists(dll))
-            throw new FileNotFoundException("The consumer build succeeded but produced no Consumer.dll.\n" + output, dll);
+            throw new FileNotFoundException("The consumer build succeeded but produced no Consumer.dll.\n" + buildOutput, dll);
+        if (Directory.GetFiles(output, "*.dll").Select(Path.GetFileName).FirstOrDefault(f => f!.StartsWith("Publicizer", StringComparison.Ordinal) || f.StartsWith("Mono.Cecil", StringComparison.Ordinal)) is { } tool)
+            throw new InvalidOperationException($"The library's build-time tool ended up in the application's output folder: {tool}.");
         return dll;
     }
 
@@ -92,7 +96,7 @@ internal static class ConsumerProgram
             start.Environment.Remove(name);
     }
 
-    private static (int ExitCode, string Output) Execute(ProcessStartInfo start, TimeSpan timeout)
+    internal static (int ExitCode, string Output) Execute(ProcessStartInfo start, TimeSpan timeout)
     {
         Prepare(start);
         using var process = Process.Start(start)!;
@@ -107,7 +111,7 @@ internal static class ConsumerProgram
         return (process.ExitCode, stdout.Result + stderr.Result);
     }
 
-    private static string RepositoryRoot()
+    internal static string RepositoryRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
         {

@@ -11,7 +11,7 @@ public class ConsumerProjectTests
         // Built in a temporary folder: no Directory.Build.props, no central package versions, no IsTorchSharpHost;
         // only a ProjectReference and the libtorch package, like a user's project.
         File.Exists(ConsumerProgram.DllPath).Should().BeTrue();
-        var projectFolder = new DirectoryInfo(Path.GetDirectoryName(ConsumerProgram.DllPath)!).Parent!.Parent!.Parent!;
+        var projectFolder = new DirectoryInfo(Path.GetDirectoryName(ConsumerProgram.DllPath)!).Parent!; // built with -o <project>/out
         File.Exists(Path.Combine(projectFolder.FullName, "Consumer.csproj")).Should().BeTrue();
         for (var dir = projectFolder.Parent; dir != null; dir = dir.Parent)
         {

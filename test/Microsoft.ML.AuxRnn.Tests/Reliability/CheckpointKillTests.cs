@@ -62,7 +62,7 @@ public sealed class CheckpointKillTests : IDisposable
             }
         }
         lastReported.Should().BeInRange(2, Epochs - 1);
-        File.Exists(Path.Combine(_folder, "checkpoint.bin")).Should().BeTrue("every finished epoch is checkpointed");
+        Directory.GetFiles(_folder, "checkpoint.bin", SearchOption.AllDirectories).Should().ContainSingle("every finished epoch is checkpointed, in the training set's sub-folder");
 
         // 2. The same Fit with the same folder resumes after the last saved epoch and trains the rest only.
         var (exitCode, resumed) = ConsumerProgram.Run("checkpoint", _folder, Epochs.ToString());

@@ -88,6 +88,57 @@ public class LongJobTests
         (LiveTensors() - before).Should().BeLessThanOrEqualTo(residue);
     }
 
+    [Fact]
+    public void CancellingTheOptionsTokenStopsFitInAPipelineAtTheNextBatch()
+    {
+        var ml = new MLContext(seed: 1);
+        var raw = ml.Data.LoadFromEnumerable(Synthetic.Trends(64, 5, 20));
+        using var cancellation = new CancellationTokenSource();
+        int epochsLogged = 0;
+        ml.Log += (_, e) =>
+        {
+            if (e.Message.Contains("Epoch ") && e.Message.Contains("/20 ("))
+            {
+                epochsLogged++;
+                cancellation.Cancel();
+            }
+        };
+        var options = Options(20);
+        options.CancellationToken = cancellation.Token;
+        // The public way: the token travels in the options, so it works inside a pipeline (and CrossValidate).
+        // (It stops where MLContext.CancelExecution does, so the tests above cover the freeing of native memory.)
+        var pipeline = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.MulticlassClassification.Trainers.AuxLstm(options));
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+
+        var act = () => pipeline.Fit(raw);
+
+        act.Should().Throw<OperationCanceledException>().Which.CancellationToken.Should().Be(cancellation.Token);
+        epochsLogged.Should().Be(1, "training stops at the first batch after the cancellation");
+        watch.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(30), "not after 20 epochs");
+
+        // The context and the estimator's options are not poisoned: a fresh token trains to the end.
+        options.CancellationToken = CancellationToken.None;
+        options.Epochs = 1;
+        using var model = ml.MulticlassClassification.Trainers.AuxLstm(options).Fit(ml.Transforms.Conversion.MapValueToKey("Label").Fit(raw).Transform(raw));
+        model.TrainingHistory.Should().HaveCount(1);
+    }
+
+    [Fact]
+    public void AnAlreadyCancelledTokenStopsFitBeforeTraining()
+    {
+        var (ml, data) = Keyed(16);
+        var log = new List<string>();
+        ml.Log += (_, e) => log.Add(e.Message);
+        var options = Options(5);
+        options.CancellationToken = new CancellationToken(canceled: true);
+
+        var act = () => ml.MulticlassClassification.Trainers.AuxLstm(options).Fit(data);
+
+        act.Should().Throw<OperationCanceledException>();
+        log.Should().NotContain(m => m.Contains("Epoch "), "no epoch starts");
+        ml.MulticlassClassification.Trainers.AuxLstm(Options(1)).Fit(data).Dispose(); // the context is still usable
+    }
+
     /// <summary>Not readonly, so the JIT cannot fold comparisons with it: they run on the thread's SSE unit.</summary>
     private static double _smallestDouble = double.Epsilon;
 

@@ -15,6 +15,7 @@ public class OptionValidationTests
         nameof(AuxLstmClassifierOptions.ReverseReconstruction),
         nameof(AuxLstmClassifierOptions.Seed),
         nameof(AuxLstmClassifierOptions.ValidationSet),
+        nameof(AuxLstmClassifierOptions.CancellationToken),
     };
 
     [Theory]

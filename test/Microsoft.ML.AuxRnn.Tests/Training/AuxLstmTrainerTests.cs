@@ -271,7 +271,8 @@ public class AuxLstmTrainerTests
             first.CheckpointFolder = folder;
             var partial = Train(first, data, seed: 3, validation: validation);
             partial.Network.Dispose();
-            Directory.GetFiles(folder).Select(Path.GetFileName).Should().Equal(TrainingCheckpoint.FileName);
+            Directory.GetFiles(folder, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(folder, f))
+                .Should().Equal(Path.Combine("data-" + data.ContentHash(), TrainingCheckpoint.FileName));
 
             var rest = Options(epochs: 3);
             rest.PretrainEpochs = 1;

@@ -67,8 +67,8 @@ public class TrainingStepPerfTests
 
     private static SequenceDataset Mnist(int rows)
     {
-        using var images = new GZipStream(File.OpenRead(TestData.Path("mnist", "t10k-images-idx3-ubyte.gz")), CompressionMode.Decompress);
-        using var labels = new GZipStream(File.OpenRead(TestData.Path("mnist", "t10k-labels-idx1-ubyte.gz")), CompressionMode.Decompress);
+        using var images = new GZipStream(File.OpenRead(FullData.Path("mnist", "t10k-images-idx3-ubyte.gz")), CompressionMode.Decompress);
+        using var labels = new GZipStream(File.OpenRead(FullData.Path("mnist", "t10k-labels-idx1-ubyte.gz")), CompressionMode.Decompress);
         images.ReadExactly(new byte[16]);
         labels.ReadExactly(new byte[8]);
         var data = SequenceDataset.Discrete(256);
