@@ -141,6 +141,8 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
             label.ItemType, true, new SchemaShape(keyValues));
         columns[_options.ScoreColumnName] = new SchemaShape.Column(_options.ScoreColumnName, SchemaShape.Column.VectorKind.Vector,
             NumberDataViewType.Single, false, new SchemaShape(AnnotationUtils.AnnotationsForMulticlassScoreColumn(label)));
+        if (_options.EmbeddingColumnName is { } embedding)
+            columns[embedding] = new SchemaShape.Column(embedding, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false);
         return new SchemaShape(columns.Values);
     }
 

@@ -45,8 +45,8 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
 
     private static VersionInfo GetVersionInfo() => new(
         modelSignature: ModelSignature,
-        verWrittenCur: 0x00010001, // initial
-        verReadableCur: 0x00010001,
+        verWrittenCur: 0x00010002, // embedding column
+        verReadableCur: 0x00010002,
         verWeCanReadBack: 0x00010001,
         loaderSignature: LoaderSignature,
         loaderAssemblyName: typeof(AuxLstmClassifierTransformer).Assembly.FullName);
@@ -59,6 +59,7 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         SequenceColumnName = options.SequenceColumnName;
         PredictedLabelColumnName = options.PredictedLabelColumnName;
         ScoreColumnName = options.ScoreColumnName;
+        EmbeddingColumnName = options.EmbeddingColumnName;
         ScoringBatchSize = options.ScoringBatchSize;
         ComputeDevice = computeDevice;
         InputType = inputType;
@@ -80,6 +81,12 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
 
     /// <summary>The output column with the class probabilities.</summary>
     public string ScoreColumnName { get; }
+
+    /// <summary>The output column with each row's sequence embedding (the main LSTM's final hidden state), or null when there is none.</summary>
+    public string? EmbeddingColumnName { get; }
+
+    /// <summary>Size of the sequence embedding: the main LSTM's hidden size.</summary>
+    public int EmbeddingSize => _network.Shape.HiddenSize;
 
     /// <summary>Rows scored together by <see cref="Transform"/>.</summary>
     public int ScoringBatchSize { get; }
@@ -115,8 +122,11 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
 
     IDataView ITransformer.Transform(IDataView input) => Transform(input);
 
-    /// <summary>Class probabilities (rows × classes, row-major) of every row of <paramref name="rows"/>, in one forward pass.</summary>
-    internal float[] Score(SequenceDataset rows)
+    /// <summary>
+    /// Class probabilities (rows × classes, row-major) of every row of <paramref name="rows"/>, in one forward pass,
+    /// and their embeddings (rows × <see cref="EmbeddingSize"/>) when <paramref name="withEmbeddings"/>.
+    /// </summary>
+    internal (float[] Probabilities, float[]? Embeddings) Score(SequenceDataset rows, bool withEmbeddings = false)
     {
         var indices = new int[rows.Count];
         for (int i = 0; i < indices.Length; i++)
@@ -125,7 +135,7 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         lock (_gate)
         {
             _forwardPasses++;
-            return _network.PredictProbabilities(batch, _device);
+            return _network.Predict(batch, _device, withEmbeddings);
         }
     }
 
@@ -134,10 +144,13 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
 
     // ---- output columns, shared by the row mapper and the batched view ----
 
-    /// <summary>Returns the current row's probabilities (length = <see cref="ClassCount"/>).</summary>
+    /// <summary>Returns the current row's probabilities (length = <see cref="ClassCount"/>) or embedding (length = <see cref="EmbeddingSize"/>).</summary>
     internal delegate ReadOnlySpan<float> ProbabilitySource();
 
-    /// <summary>PredictedLabel (index 0) and Score (index 1), with their annotations.</summary>
+    /// <summary>Number of output columns: PredictedLabel, Score and, with <see cref="EmbeddingColumnName"/>, the embedding.</summary>
+    internal int OutputCount => EmbeddingColumnName is null ? 2 : 3;
+
+    /// <summary>PredictedLabel (index 0), Score (index 1) and the embedding (index 2, when there is one), with their annotations.</summary>
     internal DataViewSchema.DetachedColumn[] MakeOutputColumns(DataViewSchema inputSchema)
     {
         int classes = ClassCount;
@@ -155,13 +168,19 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         meta.Add(AnnotationUtils.Kinds.ScoreColumnSetId, AnnotationUtils.ScoreColumnSetIdType, (ref uint dst) => dst = setId);
         Labels.AddKeyValues(meta, AnnotationUtils.Kinds.TrainingLabelValues);
         var score = new DataViewSchema.DetachedColumn(ScoreColumnName, new VectorDataViewType(NumberDataViewType.Single, classes), meta.ToAnnotations());
-        return new[] { predicted, score };
+        if (EmbeddingColumnName is null)
+            return new[] { predicted, score };
+        var embedding = new DataViewSchema.DetachedColumn(EmbeddingColumnName, new VectorDataViewType(NumberDataViewType.Single, EmbeddingSize));
+        return new[] { predicted, score, embedding };
     }
 
-    /// <summary>Getters of the two output columns (null where not active), reading the current row's probabilities from <paramref name="source"/>.</summary>
-    internal Delegate[] MakeOutputGetters(Func<int, bool> activeOutput, ProbabilitySource source)
+    /// <summary>
+    /// Getters of the output columns (null where not active), reading the current row's probabilities from
+    /// <paramref name="source"/> and its embedding from <paramref name="embedding"/>.
+    /// </summary>
+    internal Delegate[] MakeOutputGetters(Func<int, bool> activeOutput, ProbabilitySource source, ProbabilitySource embedding)
     {
-        var getters = new Delegate[2];
+        var getters = new Delegate[OutputCount];
         if (activeOutput(0))
         {
             var raw = Labels.KeyType.RawType;
@@ -171,17 +190,20 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
                 : KeyGetter<ulong>(source, k => (ulong)k);
         }
         if (activeOutput(1))
-        {
-            getters[1] = (ValueGetter<VBuffer<float>>)((ref VBuffer<float> dst) =>
-            {
-                var probabilities = source();
-                var editor = VBufferEditor.Create(ref dst, probabilities.Length);
-                probabilities.CopyTo(editor.Values);
-                dst = editor.Commit();
-            });
-        }
+            getters[1] = VectorGetter(source);
+        if (OutputCount > 2 && activeOutput(2))
+            getters[2] = VectorGetter(embedding);
         return getters;
     }
+
+    private static ValueGetter<VBuffer<float>> VectorGetter(ProbabilitySource source) =>
+        (ref VBuffer<float> dst) =>
+        {
+            var values = source();
+            var editor = VBufferEditor.Create(ref dst, values.Length);
+            values.CopyTo(editor.Values);
+            dst = editor.Commit();
+        };
 
     private static ValueGetter<T> KeyGetter<T>(ProbabilitySource source, Func<int, T> fromKey) =>
         (ref T dst) => dst = fromKey(ArgMax(source()) + 1);
@@ -245,31 +267,39 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         public override Delegate[] CreateGetters(DataViewRow input, Func<int, bool> activeOutput, out Action disposer)
         {
             disposer = null!;
-            if (!activeOutput(0) && !activeOutput(1))
-                return new Delegate[2];
+            int outputs = _owner.OutputCount;
+            if (!Enumerable.Range(0, outputs).Any(activeOutput))
+                return new Delegate[outputs];
 
-            // Both outputs share one forward pass per row.
+            // The outputs share one forward pass per row.
+            bool withEmbeddings = outputs > 2 && activeOutput(2);
             var reader = new SequenceRowReader(input, input.Schema[_sequence.Index], _owner.InputType);
             long position = -1;
             float[] probabilities = Array.Empty<float>();
-            return _owner.MakeOutputGetters(activeOutput, () =>
+            float[]? embedding = null;
+            void Update()
             {
                 if (position != input.Position)
                 {
                     var rows = _owner.InputType.NewDataset();
                     reader.AddTo(rows, -1);
-                    probabilities = _owner.Score(rows);
+                    (probabilities, embedding) = _owner.Score(rows, withEmbeddings);
                     position = input.Position;
                 }
-                return probabilities;
-            });
+            }
+            return _owner.MakeOutputGetters(activeOutput,
+                () => { Update(); return probabilities; },
+                () => { Update(); return embedding; });
         }
 
         protected override Delegate MakeGetter(DataViewRow input, int iinfo, Func<int, bool> activeOutput, out Action disposer) =>
             throw new InvalidOperationException("Getters are made together by CreateGetters.");
 
-        protected override Func<int, bool> GetDependenciesCore(Func<int, bool> activeOutput) =>
-            col => (activeOutput(0) || activeOutput(1)) && col == _sequence.Index;
+        protected override Func<int, bool> GetDependenciesCore(Func<int, bool> activeOutput)
+        {
+            bool any = Enumerable.Range(0, _owner.OutputCount).Any(activeOutput);
+            return col => any && col == _sequence.Index;
+        }
 
         protected override void SaveModel(ModelSaveContext ctx) => _owner.SaveModel(ctx);
     }
@@ -293,6 +323,7 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         // SequenceInputType: kind, step size, levels, key raw size, key count, vector size
         // NetworkShape
         // LabelKeys: key raw size, key count, value type code, values
+        // int: id of the embedding column name, or -1 for none (from version 0x00010002)
         // stream AuxLstmWeights.bin: the TorchSharp module's state
         ctx.SaveNonEmptyString(LabelColumnName);
         ctx.SaveNonEmptyString(SequenceColumnName);
@@ -303,6 +334,7 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         InputType.Write(ctx.Writer);
         Shape.Write(ctx.Writer);
         Labels.Save(ctx);
+        ctx.SaveStringOrNull(EmbeddingColumnName);
         lock (_gate)
             ctx.SaveBinaryStream(WeightsStreamName, writer => _network.save(writer));
     }
@@ -346,6 +378,13 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         if (shape.Discrete != inputType.Discrete || shape.Vocabulary != inputType.Vocabulary || shape.StepSize != inputType.NetworkStepSize)
             throw new InvalidDataException("The model's network shape does not match its sequence input type; the file is corrupt.");
         var labels = LabelKeys.Load(ctx, shape.ClassCount);
+        if (ctx.Header.ModelVerWritten >= 0x00010002)
+        {
+            options.EmbeddingColumnName = ctx.LoadStringOrNull();
+            if (options.EmbeddingColumnName is { } embedding && (embedding.Length == 0
+                || embedding == options.PredictedLabelColumnName || embedding == options.ScoreColumnName))
+                throw new InvalidDataException($"The model's embedding column name '{embedding}' is invalid; the file is corrupt.");
+        }
 
         var network = new AuxLstmNetwork(shape);
         try

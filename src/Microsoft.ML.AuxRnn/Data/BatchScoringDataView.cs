@@ -19,6 +19,7 @@ internal sealed class BatchScoringDataView : IDataView
     private readonly DataViewSchema.Column _sequence;
     private readonly int _predictedIndex;
     private readonly int _scoreIndex;
+    private readonly int _embeddingIndex;
 
     /// <summary>Wraps <paramref name="source"/>; <paramref name="perRow"/> is the row-to-row view over the same source
     /// (it fixes the schema and serves cursors that need no score).</summary>
@@ -36,7 +37,9 @@ internal sealed class BatchScoringDataView : IDataView
             host.Check(schema[i].Name == source.Schema[i].Name && schema[i].Type.Equals(source.Schema[i].Type), "Unexpected output schema.");
         _predictedIndex = schema[parent.PredictedLabelColumnName].Index;
         _scoreIndex = schema[parent.ScoreColumnName].Index;
-        host.Check(_predictedIndex >= source.Schema.Count && _scoreIndex >= source.Schema.Count, "Unexpected output schema.");
+        _embeddingIndex = parent.EmbeddingColumnName is { } embedding ? schema[embedding].Index : -1;
+        host.Check(_predictedIndex >= source.Schema.Count && _scoreIndex >= source.Schema.Count
+            && (_embeddingIndex < 0 || _embeddingIndex >= source.Schema.Count), "Unexpected output schema.");
     }
 
     public bool CanShuffle => false;
@@ -49,7 +52,7 @@ internal sealed class BatchScoringDataView : IDataView
     {
         _host.CheckValue(columnsNeeded, nameof(columnsNeeded));
         var needed = new HashSet<int>(columnsNeeded.Select(c => c.Index));
-        if (!needed.Contains(_predictedIndex) && !needed.Contains(_scoreIndex))
+        if (!needed.Contains(_predictedIndex) && !needed.Contains(_scoreIndex) && !needed.Contains(_embeddingIndex))
             return _perRow.GetRowCursor(columnsNeeded, rand);
 
         var inputColumns = needed.Where(i => i < _source.Schema.Count).Select(i => _source.Schema[i]).ToArray();
@@ -70,9 +73,12 @@ internal sealed class BatchScoringDataView : IDataView
         private readonly ValueGetter<DataViewRowId> _aheadId;
         private readonly Delegate[] _outputGetters;
         private readonly int _classes;
+        private readonly int _embeddingSize;
+        private readonly bool _withEmbeddings;
         private readonly int _batchSize;
         private DataViewRowId[] _ids = Array.Empty<DataViewRowId>();
         private float[] _scores = Array.Empty<float>();
+        private float[]? _embeddings;
         private int _count;
         private int _index = -1;
         private bool _disposed;
@@ -87,10 +93,13 @@ internal sealed class BatchScoringDataView : IDataView
             _mainId = main.GetIdGetter();
             _aheadId = ahead.GetIdGetter();
             _classes = view._parent.ClassCount;
+            _embeddingSize = view._parent.EmbeddingSize;
+            _withEmbeddings = active.Contains(view._embeddingIndex);
             _batchSize = view._parent.ScoringBatchSize;
             _outputGetters = view._parent.MakeOutputGetters(
-                i => active.Contains(i == 0 ? view._predictedIndex : view._scoreIndex),
-                () => _scores.AsSpan(_index * _classes, _classes));
+                i => active.Contains(i switch { 0 => view._predictedIndex, 1 => view._scoreIndex, _ => view._embeddingIndex }),
+                () => _scores.AsSpan(_index * _classes, _classes),
+                () => _embeddings.AsSpan(_index * _embeddingSize, _embeddingSize));
         }
 
         public override DataViewSchema Schema => _view.Schema;
@@ -110,7 +119,9 @@ internal sealed class BatchScoringDataView : IDataView
             if (column.Index < _view._source.Schema.Count)
                 return _main.GetGetter<TValue>(_view._source.Schema[column.Index]);
 
-            var getter = column.Index == _view._predictedIndex ? _outputGetters[0] : _outputGetters[1];
+            var getter = column.Index == _view._predictedIndex ? _outputGetters[0]
+                : column.Index == _view._scoreIndex ? _outputGetters[1]
+                : _outputGetters[2];
             return getter as ValueGetter<TValue>
                 ?? throw _view._host.Except($"Column '{column.Name}' is of type {column.Type}, not {typeof(TValue).Name}.");
         }
@@ -143,7 +154,7 @@ internal sealed class BatchScoringDataView : IDataView
             }
             if (_count == 0)
                 throw _view._host.Except("The input data gave two cursors different numbers of rows; AuxLstmClassifier's batched scoring needs a data view that repeats its rows.");
-            _scores = _view._parent.Score(rows);
+            (_scores, _embeddings) = _view._parent.Score(rows, _withEmbeddings);
             _index = 0;
         }
 

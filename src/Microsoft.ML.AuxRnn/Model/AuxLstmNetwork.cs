@@ -166,7 +166,13 @@ internal sealed class AuxLstmNetwork : nn.Module
     }
 
     /// <summary>Class probabilities, row-major (B × K), computed in evaluation mode without gradient.</summary>
-    public float[] PredictProbabilities(SequenceBatch batch, Device device)
+    public float[] PredictProbabilities(SequenceBatch batch, Device device) => Predict(batch, device, false).Probabilities;
+
+    /// <summary>
+    /// Class probabilities (B × K) and, when <paramref name="withEmbeddings"/>, each row's final hidden state
+    /// (B × H, the sequence embedding), row-major, computed in evaluation mode without gradient.
+    /// </summary>
+    public (float[] Probabilities, float[]? Embeddings) Predict(SequenceBatch batch, Device device, bool withEmbeddings)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -174,8 +180,9 @@ internal sealed class AuxLstmNetwork : nn.Module
         eval();
         try
         {
-            var probabilities = nn.functional.softmax(Classify(FinalStatesNoGrad(batch, device)), 1);
-            return probabilities.cpu().data<float>().ToArray();
+            var final = FinalStatesNoGrad(batch, device);
+            var probabilities = nn.functional.softmax(Classify(final), 1);
+            return (probabilities.cpu().data<float>().ToArray(), withEmbeddings ? final.cpu().data<float>().ToArray() : null);
         }
         finally
         {
