@@ -1,10 +1,12 @@
 using Microsoft.ML;
 using Microsoft.ML.AuxRnn;
 using Microsoft.ML.AuxRnn.Data;
+using Microsoft.ML.AuxRnn.Export;
 using Microsoft.ML.AuxRnn.Model;
 using Microsoft.ML.AuxRnn.Runtime;
 using Microsoft.ML.AuxRnn.Training;
 using Microsoft.ML.Data;
+using Microsoft.ML.Model.OnnxConverter;
 using Microsoft.ML.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -224,7 +226,7 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
     /// <summary>The per-row mapper; throws, naming the column, when the sequence column is missing or of another type than at training.</summary>
     protected override IRowMapper MakeRowMapper(DataViewSchema schema) => new Mapper(this, schema);
 
-    private sealed class Mapper : MapperBase
+    private sealed class Mapper : MapperBase, ISaveAsOnnx
     {
         private readonly AuxLstmClassifierTransformer _owner;
         private readonly DataViewSchema.Column _sequence;
@@ -302,6 +304,29 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         }
 
         protected override void SaveModel(ModelSaveContext ctx) => _owner.SaveModel(ctx);
+
+        /// <summary>
+        /// True: <c>mlContext.Model.ConvertToOnnx</c> then calls <see cref="SaveAsOnnx"/>, which refuses a model it cannot
+        /// express with an error naming the option (returning false here would make ML.NET silently drop the step).
+        /// </summary>
+        public bool CanSaveOnnx(OnnxContext ctx) => true;
+
+        /// <summary>Writes the network into the ONNX graph (see <see cref="AuxLstmOnnxExporter"/>).</summary>
+        public void SaveAsOnnx(OnnxContext ctx)
+        {
+            Host.CheckValue(ctx, nameof(ctx));
+            ctx.CheckOpSetVersion(AuxLstmOnnxExporter.MinimumOpSet, LoaderSignature);
+            string sequence = _owner.SequenceColumnName;
+            if (!ctx.ContainsColumn(sequence))
+                throw Host.ExceptParam(nameof(AuxLstmClassifierOptions.SequenceColumnName),
+                    $"The AuxLstm classifier cannot be exported to ONNX: its sequence column '{sequence}' ({nameof(AuxLstmClassifierOptions.SequenceColumnName)}) " +
+                    "is made by an earlier step that ONNX cannot express, so the exported graph has no such input. Export from that column on " +
+                    "(pass ConvertToOnnx the data as it enters the AuxLstm classifier) or make the column with an exportable transform.");
+            NetworkWeights weights;
+            lock (_owner._gate)
+                weights = _owner._network.ExportWeights();
+            AuxLstmOnnxExporter.Save(ctx, _owner, weights);
+        }
     }
 
     // ---- persistence ----

@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.Model.OnnxConverter;
 using Microsoft.ML.Runtime;
 
 namespace Microsoft.ML.AuxRnn.Data;
@@ -10,7 +11,11 @@ namespace Microsoft.ML.AuxRnn.Data;
 /// cached scores as it advances (checking that both cursors stand on the same row). Cursors that need no output
 /// column pass straight through to the input.
 /// </summary>
-internal sealed class BatchScoringDataView : IDataView
+/// <remarks>
+/// It is an <see cref="IDataTransform"/> over its source, saved and exported to ONNX as the row-to-row view it
+/// batches, so ML.NET's <c>ConvertToOnnx</c> walks back through it like through any other transform.
+/// </remarks>
+internal sealed class BatchScoringDataView : ITransformCanSaveOnnx
 {
     private readonly IHost _host;
     private readonly AuxLstmClassifierTransformer _parent;
@@ -43,6 +48,15 @@ internal sealed class BatchScoringDataView : IDataView
     }
 
     public bool CanShuffle => false;
+
+    /// <summary>The data being scored.</summary>
+    public IDataView Source => _source;
+
+    void ICanSaveModel.Save(ModelSaveContext ctx) => ((ICanSaveModel)_perRow).Save(ctx);
+
+    bool ICanSaveOnnx.CanSaveOnnx(OnnxContext ctx) => _perRow is ICanSaveOnnx onnx && onnx.CanSaveOnnx(ctx);
+
+    void ISaveAsOnnx.SaveAsOnnx(OnnxContext ctx) => ((ISaveAsOnnx)_perRow).SaveAsOnnx(ctx);
 
     public DataViewSchema Schema => _perRow.Schema;
 

@@ -165,6 +165,20 @@ internal sealed class AuxLstmNetwork : nn.Module
         }
     }
 
+    /// <summary>A copy of every weight, row-major, as exported to ONNX (see <see cref="NetworkWeights"/>).</summary>
+    internal NetworkWeights ExportWeights()
+    {
+        using var noGrad = no_grad();
+        static float[] Copy(Tensor? t) => t is null ? Array.Empty<float>() : t.detach().cpu().contiguous().data<float>().ToArray();
+        var lstm = _lstm.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
+        return new NetworkWeights(
+            Copy(_embedding?.weight), Copy(_projection?.weight), Copy(_projection?.bias),
+            Copy(lstm["weight_ih_l0"]), Copy(lstm["weight_hh_l0"]),
+            lstm.TryGetValue("bias_ih_l0", out var bih) ? Copy(bih) : new float[4 * Shape.HiddenSize],
+            lstm.TryGetValue("bias_hh_l0", out var bhh) ? Copy(bhh) : new float[4 * Shape.HiddenSize],
+            Copy(_fc1.weight), Copy(_fc1.bias), Copy(_fc2.weight), Copy(_fc2.bias), Copy(_out.weight), Copy(_out.bias));
+    }
+
     /// <summary>Class probabilities, row-major (B × K), computed in evaluation mode without gradient.</summary>
     public float[] PredictProbabilities(SequenceBatch batch, Device device) => Predict(batch, device, false).Probabilities;
 
@@ -190,3 +204,13 @@ internal sealed class AuxLstmNetwork : nn.Module
         }
     }
 }
+
+/// <summary>
+/// The network's weights as plain arrays, in PyTorch's layouts: embedding (V, E) or projection (E, S) and bias (E);
+/// LSTM input and recurrent weights (4H, E) and (4H, H) and biases (4H), gates in the order i, f, g, o; the
+/// classifier's layers (out, in) and biases.
+/// </summary>
+internal sealed record NetworkWeights(
+    float[] Embedding, float[] Projection, float[] ProjectionBias,
+    float[] LstmInput, float[] LstmHidden, float[] LstmInputBias, float[] LstmHiddenBias,
+    float[] Fc1, float[] Fc1Bias, float[] Fc2, float[] Fc2Bias, float[] Out, float[] OutBias);
