@@ -418,6 +418,8 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
                 throw new InvalidDataException($"The model has no '{WeightsStreamName}' stream; the file is corrupt.");
             if (!AllFinite(network))
                 throw new InvalidDataException("The model's weights hold NaN or infinite values; the file is corrupt.");
+            if (network.Standardization.Scale.Any(v => !(v > 0)))
+                throw new InvalidDataException("The model's input standardisation has a scale that is not positive; the file is corrupt.");
         }
         catch
         {
@@ -474,7 +476,7 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        return module.parameters().All(p => isfinite(p).all().item<bool>());
+        return module.parameters().Cast<Tensor>().Concat(module.buffers()).All(p => isfinite(p).all().item<bool>());
     }
 
     // Factory method for SignatureLoadRowMapper.

@@ -21,6 +21,8 @@ internal sealed class AuxLstmNetwork : nn.Module
     private readonly Linear _fc1;
     private readonly Linear _fc2;
     private readonly Linear _out;
+    private readonly Tensor? _inputMean;
+    private readonly Tensor? _inputScale;
 
     public AuxLstmNetwork(NetworkShape shape) : base(nameof(AuxLstmNetwork))
     {
@@ -28,7 +30,13 @@ internal sealed class AuxLstmNetwork : nn.Module
         if (shape.Discrete)
             _embedding = nn.Embedding(shape.Vocabulary, shape.EmbeddingSize);
         else
+        {
             _projection = nn.Linear(shape.StepSize, shape.EmbeddingSize);
+            // Standardisation of continuous inputs, (x − mean) / scale per value of a step: identity until Fit sets it
+            // from the training data; saved with the weights.
+            _inputMean = zeros(shape.StepSize);
+            _inputScale = ones(shape.StepSize);
+        }
         _lstm = nn.LSTM(shape.EmbeddingSize, shape.HiddenSize, batchFirst: true);
         _fc1 = nn.Linear(shape.HiddenSize, shape.ClassifierHiddenSize);
         _fc2 = nn.Linear(shape.ClassifierHiddenSize, shape.ClassifierHiddenSize);
@@ -63,8 +71,62 @@ internal sealed class AuxLstmNetwork : nn.Module
         return tensor(batch.Values!, new long[] { batch.Count, batch.MaxLength, batch.StepSize }, device: device);
     }
 
-    /// <summary>Embeds tokens (…, T) or projects values (…, T, S) to (…, T, E).</summary>
-    public Tensor EncodeRaw(Tensor raw) => _embedding is not null ? _embedding.forward(raw) : _projection!.forward(raw);
+    /// <summary>Embeds tokens (…, T) or projects standardised values (…, T, S) to (…, T, E).</summary>
+    public Tensor EncodeRaw(Tensor raw)
+    {
+        if (_embedding is not null)
+            return _embedding.forward(raw);
+        using var standardized = Standardize(raw);
+        return _projection!.forward(standardized);
+    }
+
+    /// <summary>Continuous values (…, S) standardised with the statistics of the training data; tokens unchanged.</summary>
+    public Tensor Standardize(Tensor raw) => _inputMean is null ? raw.alias() : (raw - _inputMean) / _inputScale!;
+
+    /// <summary>Per-value mean and scale of continuous inputs (identity for tokens).</summary>
+    public (float[] Mean, float[] Scale) Standardization =>
+        _inputMean is null ? (Array.Empty<float>(), Array.Empty<float>())
+            : (_inputMean.cpu().data<float>().ToArray(), _inputScale!.cpu().data<float>().ToArray());
+
+    /// <summary>
+    /// Sets the standardisation of continuous inputs from the training data: each value of a step gets its mean and
+    /// standard deviation over all real steps of all rows (a constant value gets scale 1).
+    /// </summary>
+    public void SetStandardization(SequenceDataset data)
+    {
+        if (_inputMean is null || data.IsDiscrete)
+            return;
+        int s = Shape.StepSize;
+        var sum = new double[s];
+        var squares = new double[s];
+        long steps = 0;
+        for (int i = 0; i < data.Count; i++)
+        {
+            var values = data.Values(i);
+            for (int k = 0; k < values.Length; k++)
+            {
+                double v = values[k];
+                sum[k % s] += v;
+                squares[k % s] += v * v;
+            }
+            steps += values.Length / s;
+        }
+        var mean = new float[s];
+        var scale = new float[s];
+        for (int k = 0; k < s; k++)
+        {
+            double m = steps == 0 ? 0 : sum[k] / steps;
+            double variance = steps == 0 ? 0 : Math.Max(0, squares[k] / steps - m * m);
+            double sd = Math.Sqrt(variance);
+            mean[k] = (float)m;
+            scale[k] = sd > 1e-6 * Math.Max(1, Math.Abs(m)) ? (float)sd : 1f;
+        }
+        using var noGrad = no_grad();
+        using var meanTensor = tensor(mean);
+        using var scaleTensor = tensor(scale);
+        _inputMean.copy_(meanTensor);
+        _inputScale!.copy_(scaleTensor);
+    }
 
     /// <summary>Encodes steps <paramref name="start"/>..start+count of a batch: (B, count, E).</summary>
     public Tensor Encode(SequenceBatch batch, int start, int count, Device device)

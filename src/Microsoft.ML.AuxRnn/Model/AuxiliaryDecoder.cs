@@ -33,11 +33,17 @@ internal sealed class AuxiliaryDecoder : nn.Module
             throw new ArgumentOutOfRangeException(nameof(layers));
         Shape = shape;
         Layers = layers;
-        if (shape.Discrete)
-            _embedding = nn.Embedding(shape.Vocabulary, shape.EmbeddingSize);
+        Predicts = shape.AuxiliaryLoss == AuxiliaryLoss.Predict;
+        if (Predicts)
+            _lstm = nn.LSTM(shape.HiddenSize, shape.HiddenSize, numLayers: layers, batchFirst: false);
         else
-            _projection = nn.Linear(shape.StepSize, shape.EmbeddingSize);
-        _lstm = nn.LSTM(shape.EmbeddingSize, shape.HiddenSize, numLayers: layers, batchFirst: false);
+        {
+            if (shape.Discrete)
+                _embedding = nn.Embedding(shape.Vocabulary, shape.EmbeddingSize);
+            else
+                _projection = nn.Linear(shape.StepSize, shape.EmbeddingSize);
+            _lstm = nn.LSTM(shape.EmbeddingSize, shape.HiddenSize, numLayers: layers, batchFirst: false);
+        }
         _fc1 = nn.Linear(shape.HiddenSize, shape.ClassifierHiddenSize);
         _fc2 = nn.Linear(shape.ClassifierHiddenSize, shape.Discrete ? shape.Vocabulary : shape.StepSize);
         RegisterComponents();
@@ -47,7 +53,22 @@ internal sealed class AuxiliaryDecoder : nn.Module
 
     public int Layers { get; }
 
-    private Tensor EncodeRaw(Tensor raw) => _embedding is not null ? _embedding.forward(raw) : _projection!.forward(raw);
+    /// <summary>p-LSTM: stacked on the main LSTM's outputs (no input encoder of its own) rather than fed the segment.</summary>
+    public bool Predicts { get; }
+
+    /// <summary>
+    /// p-LSTM predictions (R, N, V or S) of each segment's steps from the main LSTM's states just before them
+    /// (<paramref name="mainOutputs"/>, (R, N, H)): the auxiliary LSTM starts from zeros and reads those states.
+    /// </summary>
+    public Tensor ForwardPredict(Tensor mainOutputs)
+    {
+        using var scope = NewDisposeScope();
+        var (y, _, _) = _lstm.forward(mainOutputs.transpose(0, 1));
+        return Head(y).transpose(0, 1).MoveToOuterDisposeScope();
+    }
+
+    private Tensor EncodeRaw(Tensor raw) => _embedding is not null ? _embedding.forward(raw)
+        : _projection?.forward(raw) ?? throw new InvalidOperationException("A p-LSTM decoder reads the main LSTM's outputs, not raw steps.");
 
     private Tensor Head(Tensor y)
     {
@@ -118,16 +139,15 @@ internal sealed class AuxiliaryDecoder : nn.Module
     /// The auxiliary loss of a batch: each segment's loss averaged over its predicted steps, summed over segments
     /// and divided by <paramref name="batchRows"/> (so it is summed over a row's anchors and averaged over rows).
     /// </summary>
-    /// <param name="predictions">(R, M − 1, V or S) from <see cref="Forward"/>.</param>
-    /// <param name="segments">The same raw segments (R, M[, S]).</param>
-    /// <param name="lengths">Real steps of each segment (≥ 2; the rest is padding).</param>
+    /// <param name="predictions">(R, P, V or S): r-LSTM's from <see cref="Forward"/>, p-LSTM's from <see cref="ForwardPredict"/>.</param>
+    /// <param name="targets">What they predict, (R, P) tokens or (R, P, S) values.</param>
+    /// <param name="predicted">Real predicted steps of each segment (≥ 1; the rest is padding).</param>
     /// <param name="batchRows">Rows of the batch the segments come from.</param>
-    public Tensor Loss(Tensor predictions, Tensor segments, IReadOnlyList<int> lengths, int batchRows)
+    public Tensor Loss(Tensor predictions, Tensor targets, IReadOnlyList<int> predicted, int batchRows)
     {
         using var scope = NewDisposeScope();
-        long rows = segments.shape[0];
-        long m = segments.shape[1];
-        var targets = segments.narrow(1, 1, m - 1);
+        long rows = targets.shape[0];
+        long p = targets.shape[1];
         Tensor perStep;
         if (Shape.Discrete)
         {
@@ -135,23 +155,23 @@ internal sealed class AuxiliaryDecoder : nn.Module
             var timeMajor = predictions.transpose(0, 1);
             perStep = timeMajor.is_contiguous()
                 ? nn.functional.cross_entropy(timeMajor.view(-1, Shape.Vocabulary), targets.t().reshape(-1), reduction: nn.Reduction.None)
-                    .view(m - 1, rows).t()
+                    .view(p, rows).t()
                 : nn.functional.cross_entropy(predictions.reshape(-1, Shape.Vocabulary), targets.reshape(-1), reduction: nn.Reduction.None)
-                    .view(rows, m - 1);
+                    .view(rows, p);
         }
         else
         {
             perStep = (predictions - targets).square().sum(-1);
         }
 
-        var weights = new float[rows * (m - 1)];
+        var weights = new float[rows * p];
         for (int r = 0; r < rows; r++)
         {
-            int predicted = lengths[r] - 1;
-            for (int j = 0; j < predicted; j++)
-                weights[r * (m - 1) + j] = 1f / predicted;
+            int count = predicted[r];
+            for (int j = 0; j < count; j++)
+                weights[r * p + j] = 1f / count;
         }
-        var w = tensor(weights, new long[] { rows, m - 1 }, device: predictions.device);
+        var w = tensor(weights, new long[] { rows, p }, device: predictions.device);
         return ((perStep * w).sum() / batchRows).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using Microsoft.ML.AuxRnn.Runtime;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -123,7 +124,7 @@ internal static class LstmRunner
                 using (var scope = NewDisposeScope())
                 {
                     var input = encode(x.narrow(1, t, end - t));
-                    var (output, hn, cn) = lstm.forward(input, (h, c));
+                    var (output, hn, cn) = LstmKernelGuard.Forward(lstm, input, (h, c));
                     var atEnd = inCall.Where(i => requests[i].Position == end).ToArray();
                     if (atEnd.Length > 0)
                     {

@@ -1,9 +1,11 @@
 namespace Microsoft.ML.AuxRnn.Training;
 
 /// <summary>
-/// One auxiliary segment of a batch row. The main LSTM's state after reading steps [0, <see cref="Anchor"/>)
-/// starts the decoder, which is fed the segment's first step and predicts the rest of steps
-/// [<see cref="Start"/>, Start + <see cref="Length"/>), last step first when <see cref="Reverse"/>.
+/// One auxiliary segment of a batch row, steps [<see cref="Start"/>, Start + <see cref="Length"/>) of the row.
+/// r-LSTM: the main LSTM's state after reading steps [0, <see cref="Anchor"/>) starts the decoder, which is fed the
+/// segment's first step (its last when <see cref="Reverse"/>) and predicts the rest.
+/// p-LSTM: <see cref="Start"/> is the anchor; the auxiliary LSTM, stacked on the main LSTM's outputs from the anchor on,
+/// predicts every step of the segment, each from the main LSTM's state just before it.
 /// </summary>
 internal readonly record struct AuxSegment(int Row, int Anchor, int Start, int Length, bool Reverse)
 {
@@ -14,18 +16,19 @@ internal readonly record struct AuxSegment(int Row, int Anchor, int Start, int L
 }
 
 /// <summary>
-/// Samples the anchors and segments of the auxiliary losses, independently for every row and training step,
-/// always inside each row's real (unpadded) length.
+/// Samples the anchors and segments of the auxiliary losses, independently for every row and training step, at
+/// random positions over each row's whole real (unpadded) length; a segment that would run past the row's start
+/// or end is shorter.
 /// </summary>
 /// <remarks>
-/// With m = min(SegmentLength, row length):
+/// With m = <see cref="AuxLstmClassifierOptions.SegmentLength"/> and L the row's length:
 /// <list type="bullet">
-/// <item>r-LSTM: anchor a uniform in [m, L]; the segment's end e uniform in
-/// [max(m, a − DistantPastRange), min(L, a + SpillPastAnchor)]; the segment is [e − m, e), read in reverse
+/// <item>r-LSTM: anchor a uniform in [2, L]; the segment's end e uniform in
+/// [max(2, a − DistantPastRange), min(L, a + SpillPastAnchor)]; the segment is [max(0, e − m), e), read in reverse
 /// unless <see cref="AuxLstmClassifierOptions.ReverseReconstruction"/> is off. With both ranges 0 the segment is
-/// the m steps right before the anchor.</item>
-/// <item>p-LSTM: anchor a uniform in [1, L − m + 1]; the segment is [a − 1, a − 1 + m): the decoder is fed the
-/// last step the main LSTM read and predicts the m − 1 steps after the anchor, language-model style.</item>
+/// the (up to) m steps right before the anchor.</item>
+/// <item>p-LSTM: anchor a uniform in [1, L − 1]; the segment is [a, min(L, a + m)): the steps after the anchor,
+/// each predicted from the main LSTM's output one step earlier.</item>
 /// </list>
 /// Rows shorter than 2 steps get no segment (nothing to predict).
 /// </remarks>
@@ -65,25 +68,25 @@ internal sealed class AnchorSampler
             int length = lengths[row];
             if (length < 2)
                 continue;
-            int m = Math.Min(_segmentLength, length);
             for (int k = 0; k < _perSequence; k++)
-                segments.Add(_loss == AuxiliaryLoss.Reconstruct ? Reconstruct(row, length, m, rng) : Predict(row, length, m, rng));
+                segments.Add(_loss == AuxiliaryLoss.Reconstruct ? Reconstruct(row, length, rng) : Predict(row, length, rng));
         }
         return segments;
     }
 
-    private AuxSegment Reconstruct(int row, int length, int m, Random rng)
+    private AuxSegment Reconstruct(int row, int length, Random rng)
     {
-        int anchor = rng.Next(m, length + 1);
-        int lowEnd = Math.Max(m, anchor - _distantPast);
+        int anchor = rng.Next(2, length + 1);
+        int lowEnd = Math.Max(2, anchor - _distantPast);
         int highEnd = Math.Min(length, anchor + _spill);
         int end = rng.Next(lowEnd, highEnd + 1);
-        return new AuxSegment(row, anchor, end - m, m, _reverse);
+        int start = Math.Max(0, end - _segmentLength);
+        return new AuxSegment(row, anchor, start, end - start, _reverse);
     }
 
-    private static AuxSegment Predict(int row, int length, int m, Random rng)
+    private AuxSegment Predict(int row, int length, Random rng)
     {
-        int anchor = rng.Next(1, length - m + 2);
-        return new AuxSegment(row, anchor, anchor - 1, m, false);
+        int anchor = rng.Next(1, length);
+        return new AuxSegment(row, anchor, anchor, Math.Min(_segmentLength, length - anchor), false);
     }
 }

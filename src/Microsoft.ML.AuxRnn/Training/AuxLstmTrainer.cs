@@ -91,6 +91,7 @@ internal sealed class AuxLstmTrainer
 
         var schedule = new TrainingSchedule(_options, (train.Count + _options.BatchSize - 1) / _options.BatchSize);
         var (network, decoder) = InitializeModules(shape, _seed, _options.DecoderLayers);
+        network.SetStandardization(train);
         OptimizerHelper? optimizer = null;
         AuxLstmNetwork? best = null;
         var generator = new Generator((ulong)_seed, device);
@@ -127,12 +128,10 @@ internal sealed class AuxLstmTrainer
             for (int epoch = progress.EpochsDone; epoch < schedule.TotalEpochs; epoch++)
             {
                 bool pretraining = schedule.IsPretraining(epoch);
-                if (optimizer is null || optimizerPretraining != pretraining)
-                {
-                    optimizer?.Dispose();
-                    optimizer = CreateOptimizer(network, decoder, pretraining);
-                    optimizerPretraining = pretraining;
-                }
+                // One optimizer for both phases: RMSProp's running averages carry across the switch to joint training
+                // (in pre-training the classifier head simply gets no gradient).
+                optimizer ??= CreateOptimizer(network, decoder, pretraining);
+                optimizerPretraining = pretraining;
 
                 // Every random source of an epoch is seeded from (seed, epoch): runs repeat exactly, and resume exactly.
                 var rng = new Random((int)(TrainingSchedule.EpochSeed(_seed, epoch, 1) & int.MaxValue));
@@ -259,9 +258,10 @@ internal sealed class AuxLstmTrainer
 
     private OptimizerHelper CreateOptimizer(AuxLstmNetwork network, AuxiliaryDecoder? decoder, bool pretraining)
     {
-        // Pre-training optimizes the encoder, the LSTM and the decoder only: the classifier head stays untouched.
-        var parameters = (pretraining ? network.SequenceParameters() : network.parameters())
-            .Concat(decoder?.parameters() ?? Enumerable.Empty<Parameter>()).ToList();
+        // Every parameter, in both phases: pre-training's loss gives the classifier head no gradient, so it stays
+        // untouched (RMSProp skips parameters without a gradient).
+        _ = pretraining;
+        var parameters = network.parameters().Concat(decoder?.parameters() ?? Enumerable.Empty<Parameter>()).ToList();
         return _options.Optimizer == AuxOptimizer.Adam
             ? optim.Adam(parameters, _options.LearningRate)
             : optim.RMSProp(parameters, _options.LearningRate);

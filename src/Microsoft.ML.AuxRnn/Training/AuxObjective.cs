@@ -46,7 +46,8 @@ internal sealed class AuxObjective
         if (_decoder is null)
             segments = Array.Empty<AuxSegment>();
         var raw = _network.RawInput(batch, _device);
-        var states = _bptt.Run(_network, batch, raw, supervised, segments);
+        bool predict = _decoder?.Predicts == true;
+        var states = _bptt.Run(_network, batch, raw, supervised, segments, predict);
 
         Tensor? supervisedLoss = null, logits = null, auxiliaryLoss = null;
         if (supervised)
@@ -58,9 +59,19 @@ internal sealed class AuxObjective
 
         if (segments.Count > 0)
         {
-            var segmentRaw = GatherSegments(batch, segments, _device);
-            var predictions = _decoder!.Forward(states.AnchorH!, states.AnchorC!, segmentRaw, samplingProbability, generator, StepwiseDecoder);
-            auxiliaryLoss = _decoder.Loss(predictions, segmentRaw, segments.Select(s => s.Length).ToArray(), batch.Count);
+            // The decoder reads and predicts continuous steps standardised as the main network reads them.
+            var segmentRaw = _network.Standardize(GatherSegments(batch, segments, _device));
+            if (predict)
+            {
+                var predictions = _decoder!.ForwardPredict(states.Outputs!);
+                auxiliaryLoss = _decoder.Loss(predictions, segmentRaw, segments.Select(s => s.Length).ToArray(), batch.Count);
+            }
+            else
+            {
+                var predictions = _decoder!.Forward(states.AnchorH!, states.AnchorC!, segmentRaw, samplingProbability, generator, StepwiseDecoder);
+                long m = segmentRaw.shape[1];
+                auxiliaryLoss = _decoder.Loss(predictions, segmentRaw.narrow(1, 1, m - 1), segments.Select(s => s.Length - 1).ToArray(), batch.Count);
+            }
         }
         return new BatchLosses(supervisedLoss, auxiliaryLoss, logits);
     }
@@ -90,7 +101,7 @@ internal sealed class AuxObjective
         int t = batch.MaxLength;
         foreach (var s in segments)
         {
-            if (s.Start < 0 || s.Length < 2 || s.End > batch.Lengths[s.Row])
+            if (s.Start < 0 || s.Length < 1 || s.End > batch.Lengths[s.Row])
                 throw new ArgumentOutOfRangeException(nameof(segments), $"Segment {s} lies outside row {s.Row}'s {batch.Lengths[s.Row]} steps.");
         }
 

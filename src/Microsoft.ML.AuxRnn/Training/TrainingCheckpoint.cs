@@ -138,22 +138,17 @@ internal static class TrainingCheckpoint
                 throw new InvalidDataException("the checkpoint's auxiliary decoder does not match the options");
             decoder?.load(reader);
 
+            // One optimizer serves both phases (its running averages carry across the switch); the flag is kept
+            // in the format for files written before.
             bool optimizerPretraining = reader.ReadBoolean();
             long optimizerBytes = reader.ReadInt64();
             if (optimizerBytes < 0 || optimizerBytes > stream.Length - stream.Position)
                 throw new InvalidDataException("truncated optimizer state");
             bool pretrainNext = nextEpochPretrains(progress.EpochsDone);
             var optimizer = createOptimizer(pretrainNext);
-            if (optimizerPretraining == pretrainNext)
-            {
-                long end = stream.Position + optimizerBytes;
-                optimizer.load_state_dict(reader);
-                stream.Position = end;
-            }
-            else
-            {
-                stream.Seek(optimizerBytes, SeekOrigin.Current);
-            }
+            long end = stream.Position + optimizerBytes;
+            optimizer.load_state_dict(reader);
+            stream.Position = end;
 
             AuxLstmNetwork? best = null;
             if (reader.ReadBoolean())

@@ -14,7 +14,9 @@ internal readonly record struct BpttWindow(int Row, int Start, int End)
 /// <param name="Final">(B, H) hidden state after each row's last step, or null without the supervised loss.</param>
 /// <param name="AnchorH">(S, H) hidden state at each segment's anchor, or null without segments.</param>
 /// <param name="AnchorC">(S, H) cell state at each segment's anchor, or null without segments.</param>
-internal sealed record MainStates(Tensor? Final, Tensor? AnchorH, Tensor? AnchorC);
+/// <param name="Outputs">p-LSTM: (S, N, H) main-LSTM hidden states at positions Start .. Start + N − 1 of each
+/// segment (the state each of its steps is predicted from), padded to the longest segment; null otherwise.</param>
+internal sealed record MainStates(Tensor? Final, Tensor? AnchorH, Tensor? AnchorC, Tensor? Outputs = null);
 
 /// <summary>
 /// Truncated backpropagation through time with memory that does not grow with sequence length.
@@ -58,6 +60,12 @@ internal sealed class TruncatedBptt
     /// <summary>The window of an auxiliary segment: [max(0, a − k′), a) before its anchor a.</summary>
     public BpttWindow AuxiliaryWindow(AuxSegment segment) => new(segment.Row, Start(segment.Anchor, _auxiliary), segment.Anchor);
 
+    /// <summary>
+    /// The window of a p-LSTM segment [a, a + n): the k′ steps before its anchor and the segment's steps but its last,
+    /// [max(0, a − k′), a + n − 1), which the main LSTM reads with gradient to give the states at positions a .. a + n − 1.
+    /// </summary>
+    public BpttWindow PredictionWindow(AuxSegment segment) => new(segment.Row, Start(segment.Anchor, _auxiliary), segment.End - 1);
+
     private static int Start(int end, int? truncation) => truncation is { } k ? Math.Max(0, end - k) : 0;
 
     /// <summary>
@@ -69,8 +77,11 @@ internal sealed class TruncatedBptt
     /// <param name="raw">The batch's raw input on the device (<see cref="AuxLstmNetwork.RawInput"/>).</param>
     /// <param name="supervised">Whether the classifier's final states are wanted.</param>
     /// <param name="segments">The auxiliary segments, whose anchor states are wanted.</param>
-    public MainStates Run(AuxLstmNetwork network, SequenceBatch batch, Tensor raw, bool supervised, IReadOnlyList<AuxSegment> segments)
+    /// <param name="predict">Whether the segments are p-LSTM ones (outputs over each segment rather than anchor states).</param>
+    public MainStates Run(AuxLstmNetwork network, SequenceBatch batch, Tensor raw, bool supervised, IReadOnlyList<AuxSegment> segments, bool predict = false)
     {
+        if (predict && segments.Count > 0)
+            return RunPredict(network, batch, raw, supervised, segments);
         var windows = new List<BpttWindow>((supervised ? batch.Count : 0) + segments.Count);
         if (supervised)
         {
@@ -115,6 +126,52 @@ internal sealed class TruncatedBptt
         if (segments.Count == 0)
             return new MainStates(final, null, null);
         return new MainStates(final, h.narrow(0, b, segments.Count), c.narrow(0, b, segments.Count));
+    }
+
+    private MainStates RunPredict(AuxLstmNetwork network, SequenceBatch batch, Tensor raw, bool supervised, IReadOnlyList<AuxSegment> segments)
+    {
+        var windows = new List<BpttWindow>(segments.Count);
+        foreach (var s in segments)
+        {
+            if (s.Row < 0 || s.Row >= batch.Count || s.Anchor < 1 || s.Start != s.Anchor || s.Length < 1 || s.End > batch.Lengths[s.Row])
+                throw new ArgumentOutOfRangeException(nameof(segments), $"Segment {s} lies outside row {s.Row}'s length.");
+            windows.Add(PredictionWindow(s));
+        }
+        var final = supervised ? Run(network, batch, raw, true, Array.Empty<AuxSegment>()).Final : null;
+
+        // States at each window's start, without gradient; then the windows with gradient, in one fused call.
+        Tensor h0, c0;
+        using (no_grad())
+            (h0, c0) = network.StatesAt(raw, null, null, windows.Select(w => new StateRequest(w.Row, w.Start)).ToList(), _chunk);
+        int longest = windows.Max(w => w.Length);
+        Tensor states; // (S, 1 + longest, H): position Start + j of window j's row at index j
+        if (longest == 0)
+        {
+            states = h0.unsqueeze(1);
+        }
+        else
+        {
+            using var windowRaw = Gather(batch, windows, longest, raw.device);
+            using var encoded = network.EncodeRaw(windowRaw);
+            var (output, hn, cn) = network.Lstm.forward(encoded, (h0.unsqueeze(0), c0.unsqueeze(0)));
+            hn.Dispose();
+            cn.Dispose();
+            states = cat(new[] { h0.unsqueeze(1), output }, 1);
+            output.Dispose();
+        }
+
+        int n = segments.Max(s => s.Length);
+        var index = new long[segments.Count * n];
+        for (int r = 0; r < segments.Count; r++)
+        {
+            int offset = segments[r].Anchor - windows[r].Start;
+            for (int j = 0; j < n; j++)
+                index[r * n + j] = offset + Math.Min(j, segments[r].Length - 1);
+        }
+        using var idx = tensor(index, new long[] { segments.Count, n, 1 }, device: raw.device);
+        var outputs = states.gather(1, idx.expand(segments.Count, n, states.shape[2]));
+        states.Dispose();
+        return new MainStates(final, null, null, outputs);
     }
 
     /// <summary>Raw input of each window, left-aligned and padded with 0: (W, K) tokens or (W, K, S) values.</summary>

@@ -65,7 +65,7 @@ public class AuxiliaryDecoderTests
         var predictions = randn(2, 3, 7);
         var segments = tensor(new long[] { 1, 2, 3, 4, 5, 6, 0, 0 }, new long[] { 2, 4 });
         var lengths = new[] { 4, 2 }; // segment 1 has one real prediction (token 6), the rest is padding
-        var loss = decoder.Loss(predictions, segments, lengths, batchRows: 2).item<float>();
+        var loss = decoder.Loss(predictions, segments.narrow(1, 1, 3), lengths.Select(l => l - 1).ToArray(), batchRows: 2).item<float>();
 
         var logp = nn.functional.log_softmax(predictions, -1);
         double first = -(logp[0, 0, 2].item<float>() + logp[0, 1, 3].item<float>() + logp[0, 2, 4].item<float>()) / 3;
@@ -81,7 +81,7 @@ public class AuxiliaryDecoderTests
         var segments = tensor(new float[] { 0, 0, 0, 1, 2, 3, 1, 1, 1 }, new long[] { 1, 3, 3 });
         var predictions = tensor(new float[] { 1, 2, 2, 1, 1, 1 }, new long[] { 1, 2, 3 });
         // step 1: (1,2,2) vs (1,2,3) → 1; step 2: (1,1,1) vs (1,1,1) → 0; mean 0.5 over one row.
-        decoder.Loss(predictions, segments, new[] { 3 }, batchRows: 1).item<float>().Should().BeApproximately(0.5f, 1e-6f);
+        decoder.Loss(predictions, segments.narrow(1, 1, 2), new[] { 2 }, batchRows: 1).item<float>().Should().BeApproximately(0.5f, 1e-6f);
     }
 
     [Fact]

@@ -29,32 +29,61 @@ public class AnchorSamplerTests
                 int length = lengths[s.Row];
                 s.Start.Should().BeGreaterThanOrEqualTo(0);
                 s.End.Should().BeLessThanOrEqualTo(length, $"segment {s} of a row of {length} steps");
-                s.Length.Should().Be(Math.Min(segmentLength, length));
-                s.Anchor.Should().BeInRange(1, length);
+                s.Length.Should().BeInRange(1, segmentLength);
                 if (loss == AuxiliaryLoss.Reconstruct)
                 {
+                    s.Anchor.Should().BeInRange(2, length);
                     s.Reverse.Should().BeTrue();
+                    s.Length.Should().BeGreaterThanOrEqualTo(2, "the decoder is fed one step and predicts at least one");
                     s.End.Should().BeLessThanOrEqualTo(s.Anchor + spill, "at most SpillPastAnchor steps lie past the anchor");
-                    s.End.Should().BeGreaterThanOrEqualTo(s.Anchor - distantPast, "the segment ends at most DistantPastRange before the anchor");
+                    s.End.Should().BeGreaterThanOrEqualTo(Math.Min(s.Anchor, Math.Max(2, s.Anchor - distantPast)), "the segment ends at most DistantPastRange before the anchor");
+                    s.Length.Should().Be(Math.Min(segmentLength, s.End), "a segment is shorter only where the row's start cuts it");
                 }
                 else
                 {
+                    s.Anchor.Should().BeInRange(1, length - 1);
                     s.Reverse.Should().BeFalse();
-                    s.Start.Should().Be(s.Anchor - 1, "p-LSTM is fed the last step read and predicts what follows the anchor");
+                    s.Start.Should().Be(s.Anchor, "p-LSTM predicts the steps from the anchor on");
+                    s.Length.Should().Be(Math.Min(segmentLength, length - s.Anchor), "a segment is shorter only where the row's end cuts it");
                 }
             }
         }
     }
 
-    [Fact]
-    public void ByDefaultTheReconstructedSegmentEndsAtTheAnchor()
+    [Theory]
+    [InlineData(AuxiliaryLoss.Reconstruct)]
+    [InlineData(AuxiliaryLoss.Predict)]
+    public void AnchorsCoverEachRowsWholeLength(AuxiliaryLoss loss)
     {
-        var sampler = new AnchorSampler(AuxiliaryLoss.Reconstruct, 10, 1, true, 0, 0);
-        var segments = sampler.Sample(Enumerable.Repeat(40, 500).ToArray(), new Random(1));
-        segments.Should().OnlyContain(s => s.End == s.Anchor);
-        segments.Select(s => s.Anchor).Distinct().Count().Should().BeGreaterThan(20, "anchors are drawn independently per row");
-        segments.Min(s => s.Anchor).Should().Be(10);
-        segments.Max(s => s.Anchor).Should().Be(40);
+        // 784-step rows (pixel MNIST) with 600-step segments: anchors fall evenly over the whole row, not only at one end.
+        const int length = 784;
+        var sampler = new AnchorSampler(loss, 600, 1, true, 0, 0);
+        var rng = new Random(3);
+        var histogram = new int[8];
+        var covered = new int[length];
+        for (int draw = 0; draw < 40; draw++)
+        {
+            foreach (var s in sampler.Sample(Enumerable.Repeat(length, 500).ToArray(), rng))
+            {
+                histogram[s.Anchor * 8 / (length + 1)]++;
+                for (int t = s.Start; t < s.End; t++)
+                    covered[t]++;
+            }
+        }
+        int total = histogram.Sum();
+        histogram.Should().OnlyContain(n => Math.Abs(n - total / 8.0) < 0.05 * total / 8.0, $"anchors are uniform over the row (bins: {string.Join(", ", histogram)})");
+        // p-LSTM predicts every step but the first (nothing comes before it to predict it from).
+        covered.Skip(loss == AuxiliaryLoss.Predict ? 1 : 0).Should().OnlyContain(n => n > 0, "every step is reconstructed or predicted by some segment");
+    }
+
+    [Fact]
+    public void ShortRowsGetRandomAnchorsToo()
+    {
+        // Rows no longer than a segment (most documents) still get anchors at many positions.
+        var sampler = new AnchorSampler(AuxiliaryLoss.Reconstruct, 600, 1, true, 0, 0);
+        var segments = sampler.Sample(Enumerable.Repeat(300, 1000).ToArray(), new Random(4));
+        segments.Select(s => s.Anchor).Distinct().Count().Should().BeGreaterThan(250);
+        segments.Should().OnlyContain(s => s.Start == 0 && s.End == s.Anchor, "the segment is the whole past, cut at the row's start");
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using static Microsoft.ML.AuxRnn.Tests.Model.LstmReference;
 using Microsoft.ML.AuxRnn.Data;
 using Microsoft.ML.AuxRnn.Model;
 using Microsoft.ML.AuxRnn.Training;
@@ -106,6 +107,7 @@ public class TruncatedBpttTests
     [InlineData(AuxiliaryLoss.Reconstruct, 6)]
     [InlineData(AuxiliaryLoss.Predict, 6)]
     [InlineData(AuxiliaryLoss.Reconstruct, 0)]
+    [InlineData(AuxiliaryLoss.Predict, 0)]
     public void EachAnchorsLossReachesTheKStepsBeforeItsAnchorOnly(AuxiliaryLoss kind, int k)
     {
         using var scope = NewDisposeScope();
@@ -116,13 +118,15 @@ public class TruncatedBpttTests
         // Two anchors in row 0 (overlapping windows), one near the start of row 2 (window cut at step 0), one in row 3.
         var segments = kind == AuxiliaryLoss.Reconstruct
             ? new[] { new AuxSegment(0, 30, 20, 10, true), new AuxSegment(0, 34, 24, 10, true), new AuxSegment(2, 4, 0, 4, true), new AuxSegment(3, 12, 4, 8, false) }
-            : new[] { new AuxSegment(0, 30, 29, 5, false), new AuxSegment(0, 34, 33, 4, false), new AuxSegment(2, 4, 3, 6, false), new AuxSegment(3, 9, 8, 4, false) };
+            : new[] { new AuxSegment(0, 30, 30, 5, false), new AuxSegment(0, 33, 33, 4, false), new AuxSegment(2, 4, 4, 6, false), new AuxSegment(3, 9, 9, 3, false) };
         var objective = new AuxObjective(network, decoder, new TruncatedBptt(300, k, 5), CPU);
         var losses = objective.Compute(batch, segments, supervised: false, 0, null);
         losses.Supervised.Should().BeNull();
         losses.Auxiliary!.backward();
 
-        bool InAWindow(int row, int t) => segments.Any(s => s.Row == row && t >= s.Anchor - k && t < s.Anchor);
+        // r-LSTM: the k steps before the anchor; p-LSTM: those and the segment's steps the main LSTM reads to predict the next.
+        bool InAWindow(int row, int t) => segments.Any(s => s.Row == row && t >= s.Anchor - k
+            && t < (kind == AuxiliaryLoss.Predict ? s.End - 1 : s.Anchor));
         ShouldReachExactly(InputGradientMask(network), InAWindow, $"each anchor's window is the {k} steps before it");
         decoder.parameters().Select(GradientNorm).Should().OnlyContain(n => n > 0, "the decoder is trained whatever the truncation");
         network.ClassifierParameters().Select(GradientNorm).Should().OnlyContain(n => n == 0, "the auxiliary loss never touches the classifier");
@@ -136,7 +140,7 @@ public class TruncatedBpttTests
         var network = Network(AuxiliaryLoss.None);
         var batch = UniqueTokenBatch();
         var raw = network.RawInput(batch, CPU);
-        var (full, _, _) = network.Lstm.forward(network.EncodeRaw(raw));
+        var (full, _, _) = ReferenceForward(network, network.EncodeRaw(raw));
         var expected = AuxLstmNetwork.GatherLast(full, batch.Lengths, 0);
 
         foreach (var (k, chunk) in new (int?, int)[] { (null, 256), (0, 3), (5, 4), (10, 1000), (49, 7) })
@@ -174,7 +178,7 @@ public class TruncatedBpttTests
             }
             else
             {
-                var (_, hn, cn) = network.Lstm.forward(network.EncodeRaw(raw[row].narrow(0, 0, position).unsqueeze(0)));
+                var (_, hn, cn) = ReferenceForward(network, network.EncodeRaw(raw[row].narrow(0, 0, position).unsqueeze(0)));
                 (expectedH, expectedC) = (hn[0, 0], cn[0, 0]);
             }
             h[i].allclose(expectedH, rtol: 1e-4, atol: 1e-5).Should().BeTrue($"h of request {requests[i]}");
