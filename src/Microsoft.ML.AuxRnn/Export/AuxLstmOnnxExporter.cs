@@ -14,7 +14,8 @@ namespace Microsoft.ML.AuxRnn.Export;
 /// at a time when the column has a variable size; rows of a known size can be batched):
 /// <list type="number">
 /// <item>input encoder: tokens (keys, or float levels) → Cast int64 → <c>Gather</c> from the embedding table;
-/// values → Reshape (B, T, StepSize) → <c>MatMul</c> + <c>Add</c> (the linear projection);</item>
+/// values → Reshape (B, T, StepSize) → <c>Sub</c> mean, <c>Div</c> scale (the standardisation saved with the model)
+/// → <c>MatMul</c> + <c>Add</c> (the linear projection);</item>
 /// <item>Transpose to (T, B, E) and the ONNX <c>LSTM</c> operator, its weights re-ordered from PyTorch's gate
 /// order i, f, g, o to ONNX's i, o, f, c, biases Wb and Rb concatenated, and <c>sequence_lens</c> = each row's
 /// number of steps (all rows of an ONNX tensor have the same length: a row is its own tensor when lengths vary);</item>
@@ -63,6 +64,9 @@ internal static class AuxLstmOnnxExporter
         {
             int s = shape.StepSize;
             string steps = Node("Reshape", new[] { x, Longs("StepShape", new long[] { 0, -1, s }, 3) }, Temp("Steps"));
+            // The model's input standardisation, (x − mean) / scale per value of a step, from the training data.
+            steps = Node("Sub", new[] { steps, Floats("InputMean", w.InputMean, s) }, Temp("Centered"));
+            steps = Node("Div", new[] { steps, Floats("InputScale", w.InputScale, s) }, Temp("Standardized"));
             var projectionT = Transpose(w.Projection, e, s); // (E, S) → (S, E)
             string projected = Node("MatMul", new[] { steps, Floats("Projection", projectionT, s, e) }, Temp("Projected"));
             encoded = Node("Add", new[] { projected, Floats("ProjectionBias", w.ProjectionBias, e) }, Temp("Encoded"));

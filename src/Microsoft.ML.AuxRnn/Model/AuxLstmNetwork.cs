@@ -238,7 +238,8 @@ internal sealed class AuxLstmNetwork : nn.Module
             Copy(lstm["weight_ih_l0"]), Copy(lstm["weight_hh_l0"]),
             lstm.TryGetValue("bias_ih_l0", out var bih) ? Copy(bih) : new float[4 * Shape.HiddenSize],
             lstm.TryGetValue("bias_hh_l0", out var bhh) ? Copy(bhh) : new float[4 * Shape.HiddenSize],
-            Copy(_fc1.weight), Copy(_fc1.bias), Copy(_fc2.weight), Copy(_fc2.bias), Copy(_out.weight), Copy(_out.bias));
+            Copy(_fc1.weight), Copy(_fc1.bias), Copy(_fc2.weight), Copy(_fc2.bias), Copy(_out.weight), Copy(_out.bias),
+            Copy(_inputMean), Copy(_inputScale));
     }
 
     /// <summary>Class probabilities, row-major (B × K), computed in evaluation mode without gradient.</summary>
@@ -270,9 +271,11 @@ internal sealed class AuxLstmNetwork : nn.Module
 /// <summary>
 /// The network's weights as plain arrays, in PyTorch's layouts: embedding (V, E) or projection (E, S) and bias (E);
 /// LSTM input and recurrent weights (4H, E) and (4H, H) and biases (4H), gates in the order i, f, g, o; the
-/// classifier's layers (out, in) and biases.
+/// classifier's layers (out, in) and biases; the standardisation of continuous inputs (mean and scale per value of a
+/// step; empty for tokens).
 /// </summary>
 internal sealed record NetworkWeights(
     float[] Embedding, float[] Projection, float[] ProjectionBias,
     float[] LstmInput, float[] LstmHidden, float[] LstmInputBias, float[] LstmHiddenBias,
-    float[] Fc1, float[] Fc1Bias, float[] Fc2, float[] Fc2Bias, float[] Out, float[] OutBias);
+    float[] Fc1, float[] Fc1Bias, float[] Fc2, float[] Fc2Bias, float[] Out, float[] OutBias,
+    float[] InputMean, float[] InputScale);
