@@ -12,6 +12,14 @@ using Microsoft.ML.AuxRnn.Runtime;
 TorchNativeLoader.EnsureInitialized();
 var settings = BenchSettings.Parse(args);
 TorchSharp.torch.set_num_threads(settings.Threads);
+if (Array.IndexOf(args, "--ablation") is int ablation and >= 0)
+{
+    // --ablation mnist|pmnist|dbpedia --variant NAME [--epochs E] [--train-rows N] [--test-rows M]
+    string Arg(string name, string fallback) => Array.IndexOf(args, name) is int i and >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+    Ablation.Run(args[ablation + 1], Arg("--variant", "r-lstm"), int.Parse(Arg("--epochs", "3")), settings.TrainRows, settings.TestRows,
+        settings.Data, settings.Output, settings.Threads);
+    return;
+}
 
 string commit = Git("rev-parse --short HEAD");
 string machine = $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture}, torch threads {settings.Threads}";

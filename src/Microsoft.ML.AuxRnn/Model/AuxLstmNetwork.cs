@@ -48,6 +48,24 @@ internal sealed class AuxLstmNetwork : nn.Module
 
     public LSTM Lstm => _lstm;
 
+    /// <summary>
+    /// Starts the main LSTM's forget gates at a bias of <paramref name="bias"/> (input-side bias set, hidden-side bias 0),
+    /// so that at initialisation a cell keeps about sigmoid(bias) of its content per step.
+    /// </summary>
+    public void InitializeForgetGate(double bias) => SetForgetGateBias(_lstm, Shape.HiddenSize, bias);
+
+    internal static void SetForgetGateBias(LSTM lstm, int hiddenSize, double bias)
+    {
+        using var noGrad = no_grad();
+        foreach (var (name, p) in lstm.named_parameters())
+        {
+            if (name.StartsWith("bias_ih", StringComparison.Ordinal))
+                p.narrow(0, hiddenSize, hiddenSize).fill_(bias);
+            else if (name.StartsWith("bias_hh", StringComparison.Ordinal))
+                p.narrow(0, hiddenSize, hiddenSize).fill_(0);
+        }
+    }
+
     /// <summary>The embedding table (V, E) or the projection's weight (E, S): its gradient shows which steps a loss reached.</summary>
     internal Parameter EncoderWeight => (_embedding?.weight ?? _projection!.weight)!;
 

@@ -65,10 +65,12 @@ internal sealed class AuxLstmTrainer
     /// The modules a run with <paramref name="seed"/> starts from: the network, and the decoder when there is an
     /// auxiliary loss. Initialization draws from torch's global generator, seeded here.
     /// </summary>
-    internal static (AuxLstmNetwork Network, AuxiliaryDecoder? Decoder) InitializeModules(NetworkShape shape, int seed, int decoderLayers = 2)
+    internal static (AuxLstmNetwork Network, AuxiliaryDecoder? Decoder) InitializeModules(NetworkShape shape, int seed, int decoderLayers = 2, double? forgetGateBias = null)
     {
         random.manual_seed(seed);
         var network = new AuxLstmNetwork(shape);
+        if (forgetGateBias is { } bias)
+            network.InitializeForgetGate(bias);
         var decoder = shape.AuxiliaryLoss == AuxiliaryLoss.None ? null : new AuxiliaryDecoder(shape, decoderLayers);
         return (network, decoder);
     }
@@ -90,7 +92,7 @@ internal sealed class AuxLstmTrainer
         using var retention = CpuTuning.RetainFreedMemory();
 
         var schedule = new TrainingSchedule(_options, (train.Count + _options.BatchSize - 1) / _options.BatchSize);
-        var (network, decoder) = InitializeModules(shape, _seed, _options.DecoderLayers);
+        var (network, decoder) = InitializeModules(shape, _seed, _options.DecoderLayers, _options.ForgetGateBias);
         network.SetStandardization(train);
         OptimizerHelper? optimizer = null;
         AuxLstmNetwork? best = null;
@@ -362,6 +364,6 @@ internal sealed class AuxLstmTrainer
             $"{shape}; seed {_seed}; rows {train.Count}; truncation {o.TruncationLength?.ToString(CultureInfo.InvariantCulture) ?? "full"}/" +
             $"{o.AuxiliaryTruncationLength?.ToString(CultureInfo.InvariantCulture) ?? "full"}; segment {o.SegmentLength}x{o.SegmentsPerSequence} " +
             $"reverse {o.ReverseReconstruction} past {o.DistantPastRange} spill {o.SpillPastAnchor}; decoder layers {o.DecoderLayers}; sampling {o.ScheduledSamplingProbability:R}/{o.ScheduledSamplingSteps}; " +
-            $"pretrain {o.PretrainEpochs}; batch {o.BatchSize}; {o.Optimizer} {o.LearningRate:R} halving {o.LearningRateHalvingEpochs}; clip {o.GradientClipNorm:R}");
+            $"forget bias {o.ForgetGateBias?.ToString("R", CultureInfo.InvariantCulture) ?? "default"}; pretrain {o.PretrainEpochs}; batch {o.BatchSize}; {o.Optimizer} {o.LearningRate:R} halving {o.LearningRateHalvingEpochs}; clip {o.GradientClipNorm:R}");
     }
 }

@@ -57,6 +57,8 @@ public class OptionValidationTests
     [InlineData("SpillPastAnchor", "-1")]
     [InlineData("SpillPastAnchor", "600")] // a segment spilling past its anchor by its whole length or more
     [InlineData("SpillPastAnchor", "5", "SegmentLength=5")]
+    [InlineData("ForgetGateBias", "NaN")]
+    [InlineData("ForgetGateBias", "101")]
     [InlineData("DecoderLayers", "0")]
     [InlineData("DecoderLayers", "9")]
     [InlineData("ScheduledSamplingProbability", "-0.1")]

@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.ML;
+using Microsoft.ML.AuxRnn.Datasets;
+
+namespace Microsoft.ML.AuxRnn.Benchmarks;
+
+/// <summary>
+/// The ablation behind the defaults: variants of the r-LSTM (and the baselines) trained for the same number of epochs
+/// on the same rows, with test accuracy after every epoch. One variant per process call (<c>--ablation DATA --variant
+/// NAME</c>), appended as a row to <c>docs/ablation-DATA.md</c>, so long sweeps can be run one variant at a time.
+/// </summary>
+internal static class Ablation
+{
+    /// <summary>Each variant: what it changes from the defaults.</summary>
+    public static readonly Dictionary<string, Action<AuxLstmClassifierOptions>> Variants = new()
+    {
+        ["lstm"] = o => o.AuxiliaryLoss = AuxiliaryLoss.None,
+        ["r-lstm"] = _ => { },
+        ["p-lstm"] = o => o.AuxiliaryLoss = AuxiliaryLoss.Predict,
+        ["forward-order"] = o => o.ReverseReconstruction = false,
+        ["distant-past-300"] = o => o.DistantPastRange = 300,
+        ["spill-100"] = o => o.SpillPastAnchor = 100,
+        ["pretrain-1"] = o => o.PretrainEpochs = 1,
+        ["sampling-0.5"] = o => o.ScheduledSamplingProbability = 0.5,
+        ["decoder-1-layer"] = o => o.DecoderLayers = 1,
+        ["segments-4x150"] = o => { o.SegmentsPerSequence = 4; o.SegmentLength = 150; },
+        ["forget-bias-default"] = o => o.ForgetGateBias = null,
+        ["lstm-forget-bias-default"] = o => { o.AuxiliaryLoss = AuxiliaryLoss.None; o.ForgetGateBias = null; },
+        ["adam"] = o => o.Optimizer = AuxOptimizer.Adam,
+    };
+
+    public static void Run(string data, string variant, int epochs, int trainRows, int testRows, string dataRoot, string output, int threads)
+    {
+        var ml = new MLContext(seed: 1);
+        IDataView train, test;
+        Action<AuxLstmClassifierOptions> dataOptions;
+        switch (data)
+        {
+            case "mnist":
+            case "pmnist":
+                int? permutation = data == "pmnist" ? 7 : null;
+                train = ml.Data.TakeRows(AuxRnnDatasets.LoadMnist(ml, Path.Combine(dataRoot, "mnist", "train-images-idx3-ubyte.gz"), Path.Combine(dataRoot, "mnist", "train-labels-idx1-ubyte.gz"), permutation), trainRows);
+                test = ml.Data.TakeRows(AuxRnnDatasets.LoadMnist(ml, Path.Combine(dataRoot, "mnist", "t10k-images-idx3-ubyte.gz"), Path.Combine(dataRoot, "mnist", "t10k-labels-idx1-ubyte.gz"), permutation), testRows);
+                dataOptions = o => o.InputLevels = 256;
+                break;
+            case "dbpedia":
+                var trainText = ml.Data.TakeRows(ml.Data.ShuffleRows(AuxRnnDatasets.LoadZhangCsv(ml, Path.Combine(dataRoot, "dbpedia", "train.csv")), seed: 1), trainRows);
+                var testText = ml.Data.TakeRows(ml.Data.ShuffleRows(AuxRnnDatasets.LoadZhangCsv(ml, Path.Combine(dataRoot, "dbpedia", "test.csv")), seed: 1), testRows);
+                var featurize = AuxRnnDatasets.CharacterFeaturizer(ml, "Tokens").Fit(trainText);
+                train = ml.Data.Cache(featurize.Transform(trainText));
+                test = ml.Data.Cache(featurize.Transform(testText));
+                dataOptions = o => { o.SequenceColumnName = "Tokens"; o.SegmentLength = 100; };
+                break;
+            default:
+                throw new ArgumentException($"unknown data '{data}' (mnist, pmnist, dbpedia)");
+        }
+        if (!Variants.TryGetValue(variant, out var change))
+            throw new ArgumentException($"unknown variant '{variant}': {string.Join(", ", Variants.Keys)}");
+
+        var options = new AuxLstmClassifierOptions { Epochs = epochs, Seed = 1, NumberOfThreads = threads, ValidationSet = test };
+        dataOptions(options);
+        change(options);
+        Console.WriteLine($"{data} / {variant}: {epochs} epochs on {trainRows} rows, tested on {testRows}");
+        var watch = Stopwatch.StartNew();
+        var model = ml.Transforms.AuxLstmClassifier(options).Fit(train);
+        double minutes = watch.Elapsed.TotalMinutes;
+        var curve = model.TrainingHistory.Where(e => !e.Pretraining).Select(e => e.ValidationAccuracy ?? double.NaN).ToArray();
+        string line = string.Join(" | ", new[]
+        {
+            variant,
+            string.Join(" → ", curve.Select(a => (100 * a).ToString("F1", CultureInfo.InvariantCulture))),
+            (100 * curve.Max()).ToString("F1", CultureInfo.InvariantCulture),
+            minutes.ToString("F1", CultureInfo.InvariantCulture),
+            Git("rev-parse --short HEAD"),
+        });
+        Console.WriteLine(line);
+        string file = Path.Combine(output, $"ablation-{data}.md");
+        if (!File.Exists(file))
+        {
+            File.WriteAllText(file,
+                $"# Ablation on {data}: {epochs} epochs, {trainRows} training rows, {testRows} test rows, seed 1, {threads} threads\n\n" +
+                "Each row changes one option from the defaults (r-LSTM, truncation 300, one segment of 600 steps per row, reverse order, " +
+                "forget-gate bias 1, RMSProp 1e-3, batch 128). Test accuracy % after each joint epoch (pre-training epochs come first and are not counted).\n\n" +
+                "| variant | test accuracy % per epoch | best % | wall min | commit |\n|---|---|---|---|---|\n");
+        }
+        File.AppendAllText(file, "| " + line + " |\n");
+    }
+
+    private static string Git(string arguments)
+    {
+        try
+        {
+            var info = new ProcessStartInfo("git", arguments) { RedirectStandardOutput = true, UseShellExecute = false };
+            using var process = Process.Start(info)!;
+            string text = process.StandardOutput.ReadToEnd().Trim();
+            process.WaitForExit();
+            return text;
+        }
+        catch (Exception)
+        {
+            return "unknown";
+        }
+    }
+}
