@@ -179,7 +179,7 @@ public class SemiSupervisedTests
             if (log != null)
                 ml.Log += (_, e) => log.Add(e.Message);
             var map = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(labeled));
-            var model = ml.Transforms.AuxLstmClassifier(options).Fit(map.Transform(ml.Data.LoadFromEnumerable(train)));
+            using var model = ml.Transforms.AuxLstmClassifier(options).Fit(map.Transform(ml.Data.LoadFromEnumerable(train)));
             return ml.MulticlassClassification.Evaluate(model.Transform(map.Transform(ml.Data.LoadFromEnumerable(test)))).MicroAccuracy;
         }
 
