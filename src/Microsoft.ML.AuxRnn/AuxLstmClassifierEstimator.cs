@@ -86,8 +86,6 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
 
         int seed = _options.Seed ?? _host.Rand.Next();
         var device = TorchDevices.Resolve(_options.Device);
-        if (_options.NumberOfThreads is int threads)
-            torch.set_num_threads(threads);
         var shape = NetworkShape.From(_options, inputType.Discrete, inputType.Vocabulary, inputType.NetworkStepSize, labels.ClassCount);
         ch.Info($"AuxLstmClassifier: {train.Count:N0} rows ({labeled:N0} labeled, {train.Count - labeled:N0} unlabeled; {classesSeen} of {labels.ClassCount} classes seen), up to {train.MaxLength:N0} steps, " +
                 $"input {inputType.Describe()}, auxiliary loss {_options.AuxiliaryLoss}, device {device.type}, seed {seed}.");
@@ -96,7 +94,7 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
         if (device.type == DeviceType.CPU)
             new MemoryEstimate(_options, shape).ThrowIfTooLarge(train.MaxLength, (AvailableMemory ?? MemoryEstimate.AvailableBytes)());
         if (_options.CheckpointFolder is { } folder)
-            PrepareCheckpointFolder(folder);
+            PrepareCheckpointFolder(folder, ch);
 
         var result = new AuxLstmTrainer(_host, _options, seed).Train(train, validation, shape, device);
         if (!AuxLstmClassifierTransformer.AllFinite(result.Network))
@@ -114,7 +112,7 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
     internal Func<long>? AvailableMemory { get; set; }
 
     /// <summary>Creates the checkpoint folder before training, so that a bad path fails now rather than after the first epoch.</summary>
-    private void PrepareCheckpointFolder(string folder)
+    private void PrepareCheckpointFolder(string folder, IChannel ch)
     {
         try
         {
@@ -126,6 +124,8 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
                 $"{nameof(AuxLstmClassifierOptions)}.{nameof(_options.CheckpointFolder)} '{folder}' cannot be used as a folder: {e.Message}",
                 nameof(_options.CheckpointFolder), e);
         }
+        foreach (string stale in TrainingCheckpoint.RemoveStaleTemporaries(folder))
+            ch.Info($"Removed '{stale}', a checkpoint that a killed training process left half-written.");
     }
 
     /// <summary>

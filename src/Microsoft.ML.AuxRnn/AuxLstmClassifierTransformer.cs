@@ -41,14 +41,25 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
     private const int MaxScoringBatchSize = AuxLstmClassifierOptions.MaxBatchSize;
 
     private readonly AuxLstmNetwork _network;
+
+    /// <summary>The per-value mean and scale continuous inputs are standardised with (empty for tokens).</summary>
+    internal (float[] Mean, float[] Scale) NetworkStandardization => _network.Standardization;
     private readonly Device _device;
     private readonly object _gate = new();
     private long _forwardPasses;
 
+    /// <summary>The first model version whose files carry SHA-256 checks (<see cref="ModelIntegrity"/>).</summary>
+    private const uint VersionWithIntegrity = 0x00010002;
+
+    /// <summary>The first model version that records the embedding column (<see cref="EmbeddingColumnName"/>).</summary>
+    private const uint VersionWithEmbedding = 0x00010003;
+
     private static VersionInfo GetVersionInfo() => new(
         modelSignature: ModelSignature,
-        verWrittenCur: 0x00010002, // embedding column
-        verReadableCur: 0x00010002,
+        // verWrittenCur: 0x00010001, // initial
+        // verWrittenCur: 0x00010002, // SHA-256 trailer: weights length and hash, settings hash
+        verWrittenCur: 0x00010003, // embedding column name
+        verReadableCur: 0x00010003,
         verWeCanReadBack: 0x00010001,
         loaderSignature: LoaderSignature,
         loaderAssemblyName: typeof(AuxLstmClassifierTransformer).Assembly.FullName);
@@ -348,8 +359,12 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         // SequenceInputType: kind, step size, levels, key raw size, key count, vector size
         // NetworkShape
         // LabelKeys: key raw size, key count, value type code, values
-        // int: id of the embedding column name, or -1 for none (from version 0x00010002)
+        // (since 0x00010003) int: id of the embedding column name, or -1 for none
+        // (since 0x00010002) long: length of the weights stream
+        // (since 0x00010002) byte[32]: SHA-256 of the weights stream
+        // (since 0x00010002) byte[32]: SHA-256 of all of the above and the string table (ModelIntegrity)
         // stream AuxLstmWeights.bin: the TorchSharp module's state
+        long start = ctx.Writer.BaseStream.Position;
         ctx.SaveNonEmptyString(LabelColumnName);
         ctx.SaveNonEmptyString(SequenceColumnName);
         ctx.SaveNonEmptyString(PredictedLabelColumnName);
@@ -360,8 +375,20 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         Shape.Write(ctx.Writer);
         Labels.Save(ctx);
         ctx.SaveStringOrNull(EmbeddingColumnName);
+
+        byte[] weights;
         lock (_gate)
-            ctx.SaveBinaryStream(WeightsStreamName, writer => _network.save(writer));
+        {
+            using var buffer = new MemoryStream();
+            using (var writer = new BinaryWriter(buffer, System.Text.Encoding.UTF8, leaveOpen: true))
+                _network.save(writer);
+            weights = buffer.ToArray();
+        }
+        ctx.Writer.Write((long)weights.Length);
+        ctx.Writer.Write(System.Security.Cryptography.SHA256.HashData(weights));
+        ctx.Writer.Flush();
+        ctx.Writer.Write(ModelIntegrity.HashSettings(ctx.Writer.BaseStream, start, ctx.Writer.BaseStream.Position, ModelIntegrity.StringsOf(ctx.Strings)));
+        ctx.SaveBinaryStream(WeightsStreamName, writer => writer.Write(weights));
     }
 
     // Factory method for SignatureLoadModel.
@@ -383,6 +410,81 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
 
     private static AuxLstmClassifierTransformer Load(IHostEnvironment env, ModelLoadContext ctx)
     {
+        // Files written since 0x00010002 are checked against their SHA-256 trailer before anything in them is used;
+        // older files (which have none) still load, with the structural checks below only.
+        (long Length, byte[] Hash)? expectedWeights = null;
+        long settingsEnd = -1;
+        bool settingsIntact = true;
+        if (ctx.Header.ModelVerWritten >= VersionWithIntegrity)
+        {
+            var stream = ctx.Reader.BaseStream;
+            long start = stream.Position;
+            long size = ctx.Header.CbModel;
+            if (size < ModelIntegrity.TrailerSize || size > ModelIntegrity.MaxSettingsBytes || start + size > stream.Length)
+                throw new InvalidDataException($"The model's AuxLstmClassifier stream declares {size:N0} bytes of settings, out of range; the file is corrupt.");
+            long trailer = start + size - ModelIntegrity.TrailerSize;
+            stream.Position = trailer;
+            long weightsLength = ctx.Reader.ReadInt64();
+            byte[] weightsHash = ctx.Reader.ReadBytes(ModelIntegrity.HashSize);
+            byte[] settingsHash = ctx.Reader.ReadBytes(ModelIntegrity.HashSize);
+            byte[] actual = ModelIntegrity.HashSettings(stream, start, trailer + sizeof(long) + ModelIntegrity.HashSize, ModelIntegrity.StringsOf(ctx.Strings));
+            settingsIntact = System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(actual, settingsHash);
+            stream.Position = start;
+            expectedWeights = (weightsLength, weightsHash);
+            settingsEnd = trailer;
+        }
+
+        // The settings are parsed even when their checksum fails (the parser bounds everything it reads), only to say
+        // what is wrong with them; nothing of a file that fails its checksum is used.
+        AuxLstmClassifierOptions options;
+        ComputeDevice computeDevice;
+        SequenceInputType inputType;
+        NetworkShape shape;
+        LabelKeys labels;
+        try
+        {
+            (options, computeDevice, inputType, shape, labels) = ReadSettings(ctx);
+            if (settingsEnd >= 0 && ctx.Reader.BaseStream.Position != settingsEnd)
+                throw new InvalidDataException("The model's AuxLstmClassifier settings do not end where its checksum trailer begins; the file is corrupt.");
+        }
+        catch (Exception e) when (!settingsIntact && e is not OutOfMemoryException)
+        {
+            throw ModelIntegrity.Mismatch(ModelIntegrity.SettingsPart, e.Message);
+        }
+        if (!settingsIntact)
+            throw ModelIntegrity.Mismatch(ModelIntegrity.SettingsPart);
+        if (settingsEnd >= 0)
+            ctx.Reader.BaseStream.Position = settingsEnd + ModelIntegrity.TrailerSize;
+
+        // The initial weights are overwritten by the file's: drawn apart from the caller's global generator stream.
+        var network = ProcessState.WithGlobalGenerator(null, () => new AuxLstmNetwork(shape));
+        try
+        {
+            long maxBytes = WeightsLimit(network, out long parameterBytes);
+            if (expectedWeights is { } expected && (expected.Length < parameterBytes || expected.Length > maxBytes))
+                throw new InvalidDataException($"The model records a weights stream of {expected.Length:N0} bytes for a network of {parameterBytes:N0} bytes of parameters; the file is corrupt.");
+            // The zip's directory says how large the entry is: refuse a crafted size (or a zip bomb) before extracting it.
+            ModelIntegrity.CheckDeclaredWeightsSize(ctx, WeightsStreamName, maxBytes, expectedWeights?.Length);
+            if (!ctx.TryLoadBinaryStream(WeightsStreamName, reader => LoadWeights(network, reader, parameterBytes, maxBytes, expectedWeights?.Hash)))
+                throw new InvalidDataException($"The model has no '{WeightsStreamName}' stream; the file is corrupt.");
+            if (!AllFinite(network))
+                throw new InvalidDataException("The model's weights hold NaN or infinite values; the file is corrupt.");
+            if (network.Standardization.Scale.Any(v => !(v > 0)))
+                throw new InvalidDataException("The model's input standardisation has a scale that is not positive; the file is corrupt.");
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+
+        var device = TorchDevices.Resolve(computeDevice == ComputeDevice.Cuda && !cuda.is_available() ? ComputeDevice.Cpu : computeDevice);
+        network.to(device);
+        return new AuxLstmClassifierTransformer(env, options, inputType, labels, network, device, computeDevice, null);
+    }
+
+    private static (AuxLstmClassifierOptions, ComputeDevice, SequenceInputType, NetworkShape, LabelKeys) ReadSettings(ModelLoadContext ctx)
+    {
         var options = new AuxLstmClassifierOptions
         {
             LabelColumnName = ctx.LoadNonEmptyString(),
@@ -403,44 +505,31 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         if (shape.Discrete != inputType.Discrete || shape.Vocabulary != inputType.Vocabulary || shape.StepSize != inputType.NetworkStepSize)
             throw new InvalidDataException("The model's network shape does not match its sequence input type; the file is corrupt.");
         var labels = LabelKeys.Load(ctx, shape.ClassCount);
-        if (ctx.Header.ModelVerWritten >= 0x00010002)
+        if (ctx.Header.ModelVerWritten >= VersionWithEmbedding)
         {
             options.EmbeddingColumnName = ctx.LoadStringOrNull();
             if (options.EmbeddingColumnName is { } embedding && (embedding.Length == 0
                 || embedding == options.PredictedLabelColumnName || embedding == options.ScoreColumnName))
                 throw new InvalidDataException($"The model's embedding column name '{embedding}' is invalid; the file is corrupt.");
         }
+        return (options, computeDevice, inputType, shape, labels);
+    }
 
-        var network = new AuxLstmNetwork(shape);
-        try
-        {
-            if (!ctx.TryLoadBinaryStream(WeightsStreamName, reader => LoadWeights(network, reader)))
-                throw new InvalidDataException($"The model has no '{WeightsStreamName}' stream; the file is corrupt.");
-            if (!AllFinite(network))
-                throw new InvalidDataException("The model's weights hold NaN or infinite values; the file is corrupt.");
-            if (network.Standardization.Scale.Any(v => !(v > 0)))
-                throw new InvalidDataException("The model's input standardisation has a scale that is not positive; the file is corrupt.");
-        }
-        catch
-        {
-            network.Dispose();
-            throw;
-        }
-
-        var device = TorchDevices.Resolve(computeDevice == ComputeDevice.Cuda && !cuda.is_available() ? ComputeDevice.Cpu : computeDevice);
-        network.to(device);
-        return new AuxLstmClassifierTransformer(env, options, inputType, labels, network, device, computeDevice, null);
+    /// <summary>Most bytes the weights stream of <paramref name="network"/> may have: its parameters and buffers plus each tensor's name and header.</summary>
+    private static long WeightsLimit(AuxLstmNetwork network, out long parameterBytes)
+    {
+        var state = network.state_dict();
+        parameterBytes = state.Values.Sum(t => t.numel() * t.ElementSize);
+        return parameterBytes + state.Keys.Sum(name => 64L + 4 * name.Length) + 4096;
     }
 
     /// <summary>
     /// Loads the weights, after checking the stream's size against the network's parameters and buffers (so a
-    /// corrupt stream cannot make it allocate more than the network whose shape was checked).
+    /// corrupt stream cannot make it allocate more than the network whose shape was checked) and, for files that
+    /// carry one, its SHA-256.
     /// </summary>
-    private static void LoadWeights(AuxLstmNetwork network, BinaryReader reader)
+    private static void LoadWeights(AuxLstmNetwork network, BinaryReader reader, long parameterBytes, long maxBytes, byte[]? expectedHash)
     {
-        var state = network.state_dict();
-        long parameterBytes = state.Values.Sum(t => t.numel() * t.ElementSize);
-        long maxBytes = parameterBytes + state.Keys.Sum(name => 64L + 4 * name.Length) + 4096; // plus each tensor's name and header
         var buffer = new MemoryStream();
         var chunk = new byte[81920];
         int read;
@@ -452,9 +541,32 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         }
         if (buffer.Length < parameterBytes)
             throw new InvalidDataException($"The model's weights stream has {buffer.Length:N0} bytes, fewer than its network's {parameterBytes:N0} bytes of parameters; the file is truncated.");
+        bool intact = expectedHash is null
+            || System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
+                System.Security.Cryptography.SHA256.HashData(buffer.GetBuffer().AsSpan(0, (int)buffer.Length)), expectedHash);
+        if (!intact)
+        {
+            // Rejected whatever follows; reading the damaged weights (bounded above) only says what is wrong with them.
+            string? why = null;
+            try
+            {
+                ReadWeights(network, buffer);
+                if (!AllFinite(network))
+                    why = "its weights hold NaN or infinite values";
+            }
+            catch (InvalidDataException e)
+            {
+                why = e.Message;
+            }
+            throw ModelIntegrity.Mismatch(ModelIntegrity.WeightsPart(WeightsStreamName), why);
+        }
+        ReadWeights(network, buffer);
+    }
 
+    private static void ReadWeights(AuxLstmNetwork network, MemoryStream buffer)
+    {
         buffer.Position = 0;
-        using var weights = new BinaryReader(buffer);
+        using var weights = new BinaryReader(buffer, System.Text.Encoding.UTF8, leaveOpen: true);
         try
         {
             network.load(weights);

@@ -4,6 +4,9 @@
 //   Consumer checkpoint <folder> <epochs>          trains with a checkpoint folder, printing a line per epoch (the
 //                                                  tests kill it mid-training and run it again to resume); <folder>
 //                                                  "none" trains without checkpoints
+//   Consumer native                                prints how TorchSharp's native library was prepared, then
+//                                                  computes with it (the native-cache tests run it in a chosen
+//                                                  environment)
 using System.Text.RegularExpressions;
 using Microsoft.ML;
 using Microsoft.ML.AuxRnn;
@@ -14,13 +17,22 @@ return args.FirstOrDefault() switch
     "demo" => Demo(),
     "score" when args.Length >= 4 => Score(args[1], args[2], args[3], args.Length > 4 ? args[4] : "Score"),
     "checkpoint" when args.Length >= 3 => Checkpoint(args[1], int.Parse(args[2])),
+    "native" => Native(),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Consumer demo | Consumer score <model.zip> <data.idv> <scores.bin> [scoreColumn] | Consumer checkpoint <folder|none> <epochs>");
+    Console.Error.WriteLine("usage: Consumer demo | Consumer score <model.zip> <data.idv> <scores.bin> [scoreColumn] | Consumer checkpoint <folder|none> <epochs> | Consumer native");
     return 2;
+}
+
+static int Native()
+{
+    Console.WriteLine($"status={Microsoft.ML.AuxRnn.Runtime.TorchNativeLoader.Status}");
+    using var sum = TorchSharp.torch.ones(3).sum();
+    Console.WriteLine($"sum={sum.item<float>().ToString(System.Globalization.CultureInfo.InvariantCulture)}");
+    return 0;
 }
 
 static int Demo()

@@ -14,7 +14,8 @@ namespace Microsoft.ML.AuxRnn.Runtime;
 /// <c>libLibTorchSharp.so</c> declares a need for <c>GLIBCXX_3.4.32</c>, but only for
 /// <c>std::ios_base_library_init</c>, which no relocation uses. When the system's libstdc++ lacks that version,
 /// this loader writes a copy of the library in which that single version requirement is marked weak
-/// (<c>VER_FLG_WEAK</c> in its <c>.gnu.version_r</c> entry) into a per-user cache folder, loads libtorch's own
+/// (<c>VER_FLG_WEAK</c> in its <c>.gnu.version_r</c> entry) into a per-user cache folder (private to the user, and
+/// its copy used only after its SHA-256 is checked: see <see cref="CacheVariable"/>), loads libtorch's own
 /// libraries by full path and then the patched copy. TorchSharp's later lookups of <c>LibTorchSharp</c> resolve
 /// to the already loaded copy (same soname). It runs from a module initializer, so every consumer of this
 /// library gets it before TorchSharp first loads; on other systems it does nothing.
@@ -27,7 +28,7 @@ public static class TorchNativeLoader
     private static bool _done;
     private static string? _failure;
 
-    /// <summary>What the loader did: "not needed", the patched copy's path, or why it could not help.</summary>
+    /// <summary>What the loader did: "not needed", the patched copy's path (and whether it was verified, written or rebuilt), or why it could not help.</summary>
     public static string Status { get; private set; } = "not run";
 
 #pragma warning disable CA2255 // deliberate: it must run before TorchSharp loads, in every consumer
@@ -54,7 +55,7 @@ public static class TorchNativeLoader
             if (_done)
                 return;
             _done = true;
-            if (!RuntimeInformation.IsOSPlatform(OSPlatform.Linux))
+            if (!OperatingSystem.IsLinux())
             {
                 Status = "not needed (not Linux)";
                 return;
@@ -84,7 +85,7 @@ public static class TorchNativeLoader
                     NativeLibrary.Load(path);
             }
             NativeLibrary.Load(patched);
-            Status = patched;
+            Status = $"{patched} ({CacheNote})";
         }
     }
 
@@ -152,27 +153,141 @@ public static class TorchNativeLoader
         }
     }
 
+    /// <summary>Environment variable naming the folder for the patched copy (created private to the user if missing).</summary>
+    public const string CacheVariable = "AUXRNN_NATIVE_CACHE";
+
+    private const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
+    /// <summary>
+    /// The patched copy of <paramref name="original"/>, from the first usable cache folder: <c>$AUXRNN_NATIVE_CACHE</c>,
+    /// else <c>$XDG_CACHE_HOME</c> (or <c>~/.cache</c>) <c>/Microsoft.ML.AuxRnn</c>, else a private folder in the temporary
+    /// folder (a read-only home). A folder is usable when it is a real directory owned by this user and closed to
+    /// everyone else (0700; a looser one of ours is tightened). A cached copy is used only if its SHA-256 equals that
+    /// of the patch of the original about to be used; otherwise it is rebuilt.
+    /// </summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
     private static string GetOrCreatePatchedCopy(string original)
     {
         byte[] bytes = File.ReadAllBytes(original);
         string hash = Convert.ToHexString(SHA256.HashData(bytes))[..16].ToLowerInvariant();
-        string cacheRoot = Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg
-            ? xdg
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-        string folder = Path.Combine(cacheRoot, "Microsoft.ML.AuxRnn", "torchsharp-" + hash);
-        string target = Path.Combine(folder, LibraryFile);
-        if (File.Exists(target))
-            return target;
-
         if (!MarkVersionNeedWeak(bytes, MissingVersion))
             throw new InvalidOperationException(
                 $"'{original}' needs {MissingVersion}, which this system's libstdc++ lacks, and no such version requirement was found to relax.");
+        byte[] expected = SHA256.HashData(bytes);
 
-        Directory.CreateDirectory(folder);
-        string temp = Path.Combine(folder, $"{LibraryFile}.{Environment.ProcessId}.tmp");
-        File.WriteAllBytes(temp, bytes);
-        File.Move(temp, target, overwrite: true); // atomic: concurrent processes see a whole file or none
-        return target;
+        var problems = new List<string>();
+        foreach (string root in CacheRoots())
+        {
+            try
+            {
+                if (PrepareFolder(root) is { } rootProblem)
+                {
+                    problems.Add(rootProblem);
+                    continue;
+                }
+                string folder = Path.Combine(root, "torchsharp-" + hash);
+                if (PrepareFolder(folder) is { } folderProblem)
+                {
+                    problems.Add(folderProblem);
+                    continue;
+                }
+                string target = Path.Combine(folder, LibraryFile);
+                if (File.Exists(target))
+                {
+                    if (SHA256.HashData(File.ReadAllBytes(target)).AsSpan().SequenceEqual(expected))
+                    {
+                        CacheNote = "verified";
+                        return target;
+                    }
+                    CacheNote = "rebuilt: the cached copy did not match the patch of the original";
+                }
+                else
+                {
+                    CacheNote = "written";
+                }
+
+                string temp = Path.Combine(folder, $"{LibraryFile}.{Environment.ProcessId}.tmp");
+                using (var stream = new FileStream(temp, new FileStreamOptions
+                {
+                    Mode = FileMode.Create, Access = FileAccess.Write, Share = FileShare.None,
+                    UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute,
+                }))
+                {
+                    stream.Write(bytes);
+                    stream.Flush(flushToDisk: true);
+                }
+                File.Move(temp, target, overwrite: true); // atomic: concurrent processes see a whole file or none
+                return target;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                problems.Add($"'{root}': {e.Message}");
+            }
+        }
+        throw new InvalidOperationException("No private folder could hold the patched copy of " + LibraryFile + ": " + string.Join("; ", problems));
+    }
+
+    /// <summary>How the cached copy was obtained: verified, written or rebuilt.</summary>
+    private static string CacheNote { get; set; } = "";
+
+    private static IEnumerable<string> CacheRoots()
+    {
+        if (Environment.GetEnvironmentVariable(CacheVariable) is { Length: > 0 } chosen)
+            yield return Path.GetFullPath(chosen);
+        string? cacheHome = Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg ? xdg
+            : Environment.GetFolderPath(Environment.SpecialFolder.UserProfile) is { Length: > 0 } home ? Path.Combine(home, ".cache") : null;
+        if (cacheHome != null)
+            yield return Path.Combine(cacheHome, "Microsoft.ML.AuxRnn");
+        yield return Path.Combine(Path.GetTempPath(), $"auxrnn-native-{GetEffectiveUserId()}");
+    }
+
+    /// <summary>Creates <paramref name="folder"/> 0700 if missing; returns why it is not private to this user, or null when it is (tightening a looser one of ours).</summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    private static string? PrepareFolder(string folder)
+    {
+        Directory.CreateDirectory(folder, Private);
+        if (FileOwner(folder) is not { } owner)
+            return $"'{folder}': its owner cannot be read";
+        if (owner.IsLink || !owner.IsDirectory)
+            return $"'{folder}' is not a directory (a link?)";
+        if (owner.Uid != GetEffectiveUserId())
+            return $"'{folder}' belongs to user {owner.Uid}, not to this user ({GetEffectiveUserId()})";
+        if ((File.GetUnixFileMode(folder) & ~Private) != 0)
+            File.SetUnixFileMode(folder, Private);
+        return null;
+    }
+
+    [DllImport("libc", EntryPoint = "geteuid")]
+    private static extern uint GetEffectiveUserId();
+
+    [DllImport("libc", EntryPoint = "lstat", SetLastError = true)]
+    private static extern unsafe int LStat([MarshalAs(UnmanagedType.LPUTF8Str)] string path, byte* buffer);
+
+    /// <summary>Owner and kind of <paramref name="path"/> itself (not of a link's target), from lstat; null where unreadable.</summary>
+    internal static unsafe (uint Uid, bool IsDirectory, bool IsLink)? FileOwner(string path)
+    {
+        const uint TypeMask = 0xF000, Directory = 0x4000, Link = 0xA000;
+        // struct stat: x86-64 has st_mode at 24 and st_uid at 28; aarch64 (the generic layout) st_mode at 16, st_uid at 24.
+        (int modeAt, int uidAt) = RuntimeInformation.ProcessArchitecture switch
+        {
+            Architecture.X64 => (24, 28),
+            Architecture.Arm64 => (16, 24),
+            _ => (-1, -1),
+        };
+        if (modeAt < 0)
+            return null;
+        byte* buffer = stackalloc byte[256];
+        try
+        {
+            if (LStat(path, buffer) != 0)
+                return null;
+        }
+        catch (EntryPointNotFoundException)
+        {
+            return null; // glibc before 2.33 exports __lxstat only
+        }
+        uint mode = *(uint*)(buffer + modeAt) & TypeMask;
+        return (*(uint*)(buffer + uidAt), mode == Directory, mode == Link);
     }
 
     /// <summary>

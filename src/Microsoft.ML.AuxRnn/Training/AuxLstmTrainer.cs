@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Microsoft.ML.AuxRnn.Data;
 using Microsoft.ML.AuxRnn.Model;
+using Microsoft.ML.AuxRnn.Runtime;
 using Microsoft.ML.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -63,17 +64,26 @@ internal sealed class AuxLstmTrainer
 
     /// <summary>
     /// The modules a run with <paramref name="seed"/> starts from: the network, and the decoder when there is an
-    /// auxiliary loss. Initialization draws from torch's global generator, seeded here.
+    /// auxiliary loss. Initialization draws from torch's global generator, seeded with <paramref name="seed"/> under
+    /// <see cref="ProcessState.WithGlobalGenerator{T}"/>'s lock, and left in the state it was in.
     /// </summary>
-    internal static (AuxLstmNetwork Network, AuxiliaryDecoder? Decoder) InitializeModules(NetworkShape shape, int seed, int decoderLayers = 2, double? forgetGateBias = null)
-    {
-        random.manual_seed(seed);
-        var network = new AuxLstmNetwork(shape);
-        if (forgetGateBias is { } bias)
-            network.InitializeForgetGate(bias);
-        var decoder = shape.AuxiliaryLoss == AuxiliaryLoss.None ? null : new AuxiliaryDecoder(shape, decoderLayers);
-        return (network, decoder);
-    }
+    internal static (AuxLstmNetwork Network, AuxiliaryDecoder? Decoder) InitializeModules(NetworkShape shape, int seed, int decoderLayers = 2, double? forgetGateBias = null) =>
+        ProcessState.WithGlobalGenerator<(AuxLstmNetwork, AuxiliaryDecoder?)>(seed, () =>
+        {
+            var network = new AuxLstmNetwork(shape);
+            try
+            {
+                if (forgetGateBias is { } bias)
+                    network.InitializeForgetGate(bias);
+                var decoder = shape.AuxiliaryLoss == AuxiliaryLoss.None ? null : new AuxiliaryDecoder(shape, decoderLayers);
+                return (network, decoder);
+            }
+            catch
+            {
+                network.Dispose();
+                throw;
+            }
+        });
 
     public TrainingResult Train(SequenceDataset train, SequenceDataset? validation, NetworkShape shape, Device device)
     {
@@ -86,10 +96,8 @@ internal sealed class AuxLstmTrainer
             throw new ArgumentException($"The network shape's auxiliary loss {shape.AuxiliaryLoss} differs from the options' {_options.AuxiliaryLoss}.", nameof(shape));
 
         using var ch = _host.Start("Training AuxLstm");
-        if (_options.NumberOfThreads is { } threads)
-            set_num_threads(threads);
-        CpuTuning.FlushDenormals(true);
-        using var retention = CpuTuning.RetainFreedMemory();
+        // Threads, denormal flushing and the allocator are put back as they were when the last concurrent Fit returns.
+        using var processState = ProcessState.EnterFit(_options.NumberOfThreads, _options.CpuTuning);
 
         var schedule = new TrainingSchedule(_options, (train.Count + _options.BatchSize - 1) / _options.BatchSize);
         var (network, decoder) = InitializeModules(shape, _seed, _options.DecoderLayers, _options.ForgetGateBias);
@@ -257,7 +265,6 @@ internal sealed class AuxLstmTrainer
             optimizer?.Dispose();
             best?.Dispose();
             generator.Dispose();
-            CpuTuning.FlushDenormals(false);
         }
     }
 
@@ -274,7 +281,8 @@ internal sealed class AuxLstmTrainer
 
     private static AuxLstmNetwork NewNetwork(NetworkShape shape, Device device)
     {
-        var network = new AuxLstmNetwork(shape);
+        // Its initial weights are overwritten: drawn apart from the global generator's stream, which is left as it was.
+        var network = ProcessState.WithGlobalGenerator(null, () => new AuxLstmNetwork(shape));
         network.to(device);
         return network;
     }

@@ -5,8 +5,8 @@ namespace Microsoft.ML.AuxRnn.Training;
 
 /// <summary>
 /// CPU settings that make LSTM training several times faster and that TorchSharp does not expose: flushing
-/// denormal floats to zero, transparent huge pages for large tensors, and keeping freed memory for reuse while
-/// training.
+/// denormal floats to zero, and keeping freed memory for reuse while training. <see cref="Runtime.ProcessState"/>
+/// decides when they apply (<see cref="AuxLstmClassifierOptions.CpuTuning"/>) and puts the process back as it was.
 /// </summary>
 /// <remarks>
 /// <para>Denormals: truncated backpropagation makes gradients decay through hundreds of steps into denormal floats,
@@ -17,17 +17,17 @@ namespace Microsoft.ML.AuxRnn.Training;
 /// <para>Huge pages: an r-LSTM step allocates and frees hundreds of MiB of activations; with 4 KiB pages the kernel
 /// spent a third of the step zero-filling pages (1.3 s of 3.9 s on the MNIST setting). libtorch's CPU allocator
 /// asks for 2 MiB pages when <c>THP_MEM_ALLOC_ENABLE=1</c>, an environment variable it reads at its first
-/// allocation: this assembly's module initializer sets it in the native environment unless the process already
-/// has it (set it to 0 to opt out).</para>
+/// allocation. The library no longer sets it (writing the environment of a running process is not thread-safe):
+/// set it where the process is started (the shell, the service definition, the container) to get the speed-up.</para>
 /// <para>Reuse: glibc serves blocks above 32 MiB with fresh mmap calls and returns them when freed, so every step
 /// faults in and zero-fills its activations again. <see cref="RetainFreedMemory"/> makes glibc serve them from
 /// the heap and keep freed memory while training (the step repeats the same sizes, so it is reused), then returns
-/// it: r-LSTM's MNIST step went from 3.0 s to 2.3 s. It is skipped when the process tunes malloc through
-/// MALLOC_* environment variables.</para>
+/// it: r-LSTM's MNIST step went from 3.0 s to 2.3 s. glibc cannot report its settings, so they cannot be restored
+/// to what they were: it only applies with <see cref="CpuTuningMode.RetainFreedMemory"/>, and is skipped when
+/// the process tunes malloc through MALLOC_* environment variables.</para>
 /// </remarks>
 internal static unsafe class CpuTuning
 {
-    private const string HugePagesVariable = "THP_MEM_ALLOC_ENABLE";
     private static readonly object Gate = new();
     private static bool _resolved;
     private static delegate* unmanaged<IntPtr> _globalContext;
@@ -41,25 +41,6 @@ internal static unsafe class CpuTuning
 
     [DllImport("libc", EntryPoint = "malloc_trim")]
     private static extern int MallocTrim(nuint pad);
-
-    [DllImport("libc", EntryPoint = "setenv")]
-    private static extern int SetEnv([MarshalAs(UnmanagedType.LPUTF8Str)] string name, [MarshalAs(UnmanagedType.LPUTF8Str)] string value, int overwrite);
-
-#pragma warning disable CA2255 // deliberate: it must run before libtorch's first allocation
-    [ModuleInitializer]
-#pragma warning restore CA2255
-    internal static void EnableHugePages()
-    {
-        try
-        {
-            if (OperatingSystem.IsLinux() && Environment.GetEnvironmentVariable(HugePagesVariable) is null)
-                SetEnv(HugePagesVariable, "1", overwrite: 0);
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            // Not glibc: leave libtorch's default.
-        }
-    }
 
     /// <summary>
     /// Until disposed, glibc keeps freed memory and serves large blocks from the heap instead of mmap; on disposal its
@@ -149,6 +130,19 @@ internal static unsafe class CpuTuning
         {
             return null;
         }
+    }
+
+    /// <summary>
+    /// The calling thread's floating-point modes: the x87 control word and MXCSR without its sticky exception flags
+    /// (FTZ is bit 15, DAZ bit 6, rounding bits 13-14); "" where unreadable.
+    /// </summary>
+    public static string FloatingPointEnvironment()
+    {
+        if (TryGetEnvironment() is not { } e)
+            return "";
+        ushort control = BitConverter.ToUInt16(e, 0);
+        uint mxcsr = BitConverter.ToUInt32(e, 28) & ~0x3Fu;
+        return $"x87 control {control:X4}, MXCSR {mxcsr:X8}";
     }
 
     private static void SetEnvironment(byte[] environment)

@@ -35,6 +35,61 @@ internal static class TrainingCheckpoint
 
     public static string PathIn(string folder) => Path.Combine(folder, FileName);
 
+    /// <summary>
+    /// Deletes the <c>checkpoint.bin.&lt;pid&gt;.tmp</c> files of <paramref name="folder"/> that no running save
+    /// holds: those of processes that are gone (killed mid-save), and those whose process id now belongs to another
+    /// process but whose file no one holds locked (a save holds its file open exclusively). This process's own are
+    /// left alone. Returns the files removed.
+    /// </summary>
+    public static IReadOnlyList<string> RemoveStaleTemporaries(string folder)
+    {
+        var removed = new List<string>();
+        string[] candidates;
+        try
+        {
+            candidates = Directory.GetFiles(folder, FileName + ".*.tmp");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return removed;
+        }
+        foreach (string path in candidates)
+        {
+            string middle = Path.GetFileName(path)[(FileName.Length + 1)..^".tmp".Length];
+            if (!int.TryParse(middle, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int pid)
+                || pid == Environment.ProcessId)
+                continue;
+            try
+            {
+                if (IsRunning(pid))
+                {
+                    // Perhaps a save in progress, perhaps a reused id: only a file no one holds is stale.
+                    using var probe = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+                }
+                File.Delete(path);
+                removed.Add(path);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Held by a running save, or not ours to delete: leave it.
+            }
+        }
+        return removed;
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
     public static void Save(string folder, string fingerprint, TrainingProgress progress, AuxLstmNetwork network,
         AuxiliaryDecoder? decoder, OptimizerHelper optimizer, bool optimizerPretraining, AuxLstmNetwork? best)
     {
@@ -78,15 +133,19 @@ internal static class TrainingCheckpoint
             }
             File.Move(temp, target, overwrite: true);
         }
-        catch
+        catch (Exception e)
         {
             try
             {
                 File.Delete(temp);
             }
-            catch (IOException)
+            catch (Exception cleanup) when (cleanup is IOException or UnauthorizedAccessException)
             {
             }
+            if (e is IOException or UnauthorizedAccessException)
+                throw new IOException(
+                    $"Saving the checkpoint of epoch {progress.EpochsDone} to '{target}' failed ({e.Message}); " +
+                    (File.Exists(target) ? "the previous checkpoint there is unchanged, and a later Fit resumes from it." : "no earlier checkpoint exists."), e);
             throw;
         }
     }

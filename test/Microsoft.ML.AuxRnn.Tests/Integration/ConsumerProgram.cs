@@ -22,7 +22,10 @@ internal static class ConsumerProgram
     public static string DllPath => Built.Value;
 
     /// <summary>Runs <c>dotnet Consumer.dll args</c>; returns its exit code and output (stdout and stderr).</summary>
-    public static (int ExitCode, string Output) Run(params string[] args)
+    public static (int ExitCode, string Output) Run(params string[] args) => RunWith(new Dictionary<string, string?>(), args);
+
+    /// <summary>As <see cref="Run"/>, with <paramref name="environment"/> set in the child (a null value removes the variable).</summary>
+    public static (int ExitCode, string Output) RunWith(IReadOnlyDictionary<string, string?> environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { WorkingDirectory = Path.GetDirectoryName(DllPath)! };
         start.ArgumentList.Add(DllPath);
@@ -30,6 +33,13 @@ internal static class ConsumerProgram
             start.ArgumentList.Add(arg);
         // Same intra-op thread count as this test process (TestSetup), so scores can be compared bit for bit.
         start.Environment["AUXRNN_TORCH_THREADS"] = "1";
+        foreach (var (name, value) in environment)
+        {
+            if (value is null)
+                start.Environment.Remove(name);
+            else
+                start.Environment[name] = value;
+        }
         return Execute(start, TimeSpan.FromMinutes(5));
     }
 

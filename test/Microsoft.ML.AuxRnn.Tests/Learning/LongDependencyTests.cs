@@ -26,6 +26,7 @@ public class LongDependencyTests
         SegmentLength = 30,
         SegmentsPerSequence = 4,
         ReverseReconstruction = false,
+        ForgetGateBias = 1,
         Epochs = 10,
         BatchSize = 32,
         LearningRate = 3e-3,

@@ -82,6 +82,7 @@ public class OptionValidationTests
     [InlineData("GradientClipNorm", "NaN")]
     [InlineData("GradientClipNorm", "Infinity")]
     [InlineData("Device", "9")]
+    [InlineData("CpuTuning", "7")]
     [InlineData("ScoringBatchSize", "0")]
     [InlineData("ScoringBatchSize", "1048577")] // larger than a saved model may claim: it could not be loaded again
     [InlineData("NumberOfThreads", "0")]
