@@ -19,6 +19,7 @@ internal static class OptionsBinder
     {
         nameof(AuxLstmClassifierOptions.LabelColumnName), nameof(AuxLstmClassifierOptions.SequenceColumnName),
         nameof(AuxLstmClassifierOptions.PredictedLabelColumnName), nameof(AuxLstmClassifierOptions.ScoreColumnName),
+        nameof(AuxLstmClassifierOptions.EmbeddingColumnName),
         nameof(AuxLstmClassifierOptions.ValidationSet), nameof(AuxLstmClassifierOptions.CancellationToken),
     };
 

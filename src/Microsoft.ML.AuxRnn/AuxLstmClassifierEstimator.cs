@@ -49,15 +49,25 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
         var inputType = SequenceInputType.FromColumn(_host, sequence, _options);
         var labels = LabelKeys.FromColumn(label);
 
-        var train = SequenceColumnReader.ReadLabeled(_host, input, sequence, inputType, label, out long skipped);
-        if (skipped > 0)
-            ch.Warning($"Skipped {skipped:N0} rows whose label '{label.Name}' is missing.");
-        if (train.Count == 0)
-            throw _host.Except($"There are no rows to train on: the data is empty or every label in column '{label.Name}' is missing.");
-        int classesSeen = train.Labels.Distinct().Count();
+        // Semi-supervised: with an auxiliary loss, rows whose label is missing (key 0) train it (in pre-training and in
+        // joint training) and are left out of the supervised loss; without one they have nothing to train and are skipped.
+        bool keepUnlabeled = _options.AuxiliaryLoss != AuxiliaryLoss.None;
+        var train = SequenceColumnReader.ReadLabeled(_host, input, sequence, inputType, label, out long unlabeled, keepUnlabeled);
+        long labeled = train.Count - (keepUnlabeled ? unlabeled : 0);
+        if (labeled == 0)
+            throw _host.Except($"There are no rows to train the classifier on: the data is empty or every label in column '{label.Name}' is missing" +
+                (unlabeled > 0 ? $" ({unlabeled:N0} unlabeled rows can train the auxiliary loss, but a classifier needs labeled rows)." : "."));
+        if (unlabeled > 0)
+        {
+            if (keepUnlabeled)
+                ch.Info($"{labeled:N0} labeled rows train the classifier and the auxiliary loss; {unlabeled:N0} rows whose label '{label.Name}' is missing train the auxiliary loss only.");
+            else
+                ch.Warning($"Skipped {unlabeled:N0} rows whose label '{label.Name}' is missing (with {nameof(AuxLstmClassifierOptions.AuxiliaryLoss)} = None they have nothing to train).");
+        }
+        int classesSeen = train.Labels.Where(l => l >= 0).Distinct().Count();
         if (classesSeen < 2)
             throw _host.ExceptParam(nameof(_options.LabelColumnName),
-                $"Label column '{label.Name}' has a single class in the {train.Count:N0} training rows; a classifier needs at least two.");
+                $"Label column '{label.Name}' has a single class in the {labeled:N0} labeled training rows; a classifier needs at least two.");
 
         SequenceDataset? validation = null;
         if (_options.ValidationSet is { } validationSet)
@@ -79,7 +89,7 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
         int seed = _options.Seed ?? _host.Rand.Next();
         var device = TorchDevices.Resolve(_options.Device, _host, ch);
         var shape = NetworkShape.From(_options, inputType.Discrete, inputType.Vocabulary, inputType.NetworkStepSize, labels.ClassCount);
-        ch.Info($"AuxLstmClassifier: {train.Count:N0} rows ({classesSeen} of {labels.ClassCount} classes seen), up to {train.MaxLength:N0} steps, " +
+        ch.Info($"AuxLstmClassifier: {train.Count:N0} rows ({labeled:N0} labeled, {train.Count - labeled:N0} unlabeled; {classesSeen} of {labels.ClassCount} classes seen), up to {train.MaxLength:N0} steps, " +
                 $"input {inputType.Describe()}, auxiliary loss {_options.AuxiliaryLoss}, device {device.type}, seed {seed}.");
 
         // Fail now, not hours into training: the memory a step needs against what the machine has left.
@@ -143,6 +153,8 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
             label.ItemType, true, new SchemaShape(keyValues));
         columns[_options.ScoreColumnName] = new SchemaShape.Column(_options.ScoreColumnName, SchemaShape.Column.VectorKind.Vector,
             NumberDataViewType.Single, false, new SchemaShape(AnnotationUtils.AnnotationsForMulticlassScoreColumn(label)));
+        if (_options.EmbeddingColumnName is { } embedding)
+            columns[embedding] = new SchemaShape.Column(embedding, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false);
         return new SchemaShape(columns.Values);
     }
 

@@ -85,6 +85,13 @@ public sealed class AuxLstmClassifierOptions
     /// <summary>Output column with the class probabilities (summing to 1). Default "Score".</summary>
     public string ScoreColumnName { get; set; } = Microsoft.ML.Data.DefaultColumnNames.Score;
 
+    /// <summary>
+    /// Optional output column with each row's sequence embedding: the main LSTM's hidden state after the row's last
+    /// step (a vector of <see cref="HiddenSize"/> Single), for a downstream trainer or a similarity search.
+    /// <c>null</c> (default): no such column.
+    /// </summary>
+    public string? EmbeddingColumnName { get; set; }
+
     /// <summary>Values per time step of a float sequence: 1 (default) for grey pixels, 3 for interleaved RGB.</summary>
     public int StepSize { get; set; } = 1;
 
@@ -258,6 +265,12 @@ public sealed class AuxLstmClassifierOptions
         RequireName(ScoreColumnName, nameof(ScoreColumnName));
         if (PredictedLabelColumnName == ScoreColumnName)
             throw new ArgumentException($"{nameof(PredictedLabelColumnName)} and {nameof(ScoreColumnName)} must differ.", nameof(ScoreColumnName));
+        if (EmbeddingColumnName is not null)
+        {
+            RequireName(EmbeddingColumnName, nameof(EmbeddingColumnName));
+            if (EmbeddingColumnName == PredictedLabelColumnName || EmbeddingColumnName == ScoreColumnName)
+                throw new ArgumentException($"{nameof(AuxLstmClassifierOptions)}.{nameof(EmbeddingColumnName)} must differ from {nameof(PredictedLabelColumnName)} and {nameof(ScoreColumnName)}.", nameof(EmbeddingColumnName));
+        }
 
         Require(StepSize is >= 1 and <= Data.SequenceInputType.MaxStepSize, nameof(StepSize), StepSize, "must be between 1 and 1,000,000");
         Require(InputLevels is >= 0 and <= Data.SequenceInputType.MaxVocabulary, nameof(InputLevels), InputLevels, "must be 0 (continuous) or a number of levels up to 16,777,215");

@@ -1,10 +1,12 @@
 using Microsoft.ML;
 using Microsoft.ML.AuxRnn;
 using Microsoft.ML.AuxRnn.Data;
+using Microsoft.ML.AuxRnn.Export;
 using Microsoft.ML.AuxRnn.Model;
 using Microsoft.ML.AuxRnn.Runtime;
 using Microsoft.ML.AuxRnn.Training;
 using Microsoft.ML.Data;
+using Microsoft.ML.Model.OnnxConverter;
 using Microsoft.ML.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -49,11 +51,15 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
     /// <summary>The first model version whose files carry SHA-256 checks (<see cref="ModelIntegrity"/>).</summary>
     private const uint VersionWithIntegrity = 0x00010002;
 
+    /// <summary>The first model version that records the embedding column (<see cref="EmbeddingColumnName"/>).</summary>
+    private const uint VersionWithEmbedding = 0x00010003;
+
     private static VersionInfo GetVersionInfo() => new(
         modelSignature: ModelSignature,
         // verWrittenCur: 0x00010001, // initial
-        verWrittenCur: 0x00010002, // SHA-256 trailer: weights length and hash, settings hash
-        verReadableCur: 0x00010002,
+        // verWrittenCur: 0x00010002, // SHA-256 trailer: weights length and hash, settings hash
+        verWrittenCur: 0x00010003, // embedding column name
+        verReadableCur: 0x00010003,
         verWeCanReadBack: 0x00010001,
         loaderSignature: LoaderSignature,
         loaderAssemblyName: typeof(AuxLstmClassifierTransformer).Assembly.FullName);
@@ -66,6 +72,7 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         SequenceColumnName = options.SequenceColumnName;
         PredictedLabelColumnName = options.PredictedLabelColumnName;
         ScoreColumnName = options.ScoreColumnName;
+        EmbeddingColumnName = options.EmbeddingColumnName;
         ScoringBatchSize = options.ScoringBatchSize;
         ComputeDevice = computeDevice;
         InputType = inputType;
@@ -87,6 +94,12 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
 
     /// <summary>The output column with the class probabilities.</summary>
     public string ScoreColumnName { get; }
+
+    /// <summary>The output column with each row's sequence embedding (the main LSTM's final hidden state), or null when there is none.</summary>
+    public string? EmbeddingColumnName { get; }
+
+    /// <summary>Size of the sequence embedding: the main LSTM's hidden size.</summary>
+    public int EmbeddingSize => _network.Shape.HiddenSize;
 
     /// <summary>Rows scored together by <see cref="Transform"/>.</summary>
     public int ScoringBatchSize { get; }
@@ -128,8 +141,11 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
 
     IDataView ITransformer.Transform(IDataView input) => Transform(input);
 
-    /// <summary>Class probabilities (rows × classes, row-major) of every row of <paramref name="rows"/>, in one forward pass.</summary>
-    internal float[] Score(SequenceDataset rows)
+    /// <summary>
+    /// Class probabilities (rows × classes, row-major) of every row of <paramref name="rows"/>, in one forward pass,
+    /// and their embeddings (rows × <see cref="EmbeddingSize"/>) when <paramref name="withEmbeddings"/>.
+    /// </summary>
+    internal (float[] Probabilities, float[]? Embeddings) Score(SequenceDataset rows, bool withEmbeddings = false)
     {
         var indices = new int[rows.Count];
         for (int i = 0; i < indices.Length; i++)
@@ -138,7 +154,7 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         lock (_gate)
         {
             _forwardPasses++;
-            return _network.PredictProbabilities(batch, _device);
+            return _network.Predict(batch, _device, withEmbeddings);
         }
     }
 
@@ -147,10 +163,13 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
 
     // ---- output columns, shared by the row mapper and the batched view ----
 
-    /// <summary>Returns the current row's probabilities (length = <see cref="ClassCount"/>).</summary>
+    /// <summary>Returns the current row's probabilities (length = <see cref="ClassCount"/>) or embedding (length = <see cref="EmbeddingSize"/>).</summary>
     internal delegate ReadOnlySpan<float> ProbabilitySource();
 
-    /// <summary>PredictedLabel (index 0) and Score (index 1), with their annotations.</summary>
+    /// <summary>Number of output columns: PredictedLabel, Score and, with <see cref="EmbeddingColumnName"/>, the embedding.</summary>
+    internal int OutputCount => EmbeddingColumnName is null ? 2 : 3;
+
+    /// <summary>PredictedLabel (index 0), Score (index 1) and the embedding (index 2, when there is one), with their annotations.</summary>
     internal DataViewSchema.DetachedColumn[] MakeOutputColumns(DataViewSchema inputSchema)
     {
         int classes = ClassCount;
@@ -168,13 +187,19 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         meta.Add(AnnotationUtils.Kinds.ScoreColumnSetId, AnnotationUtils.ScoreColumnSetIdType, (ref uint dst) => dst = setId);
         Labels.AddKeyValues(meta, AnnotationUtils.Kinds.TrainingLabelValues);
         var score = new DataViewSchema.DetachedColumn(ScoreColumnName, new VectorDataViewType(NumberDataViewType.Single, classes), meta.ToAnnotations());
-        return new[] { predicted, score };
+        if (EmbeddingColumnName is null)
+            return new[] { predicted, score };
+        var embedding = new DataViewSchema.DetachedColumn(EmbeddingColumnName, new VectorDataViewType(NumberDataViewType.Single, EmbeddingSize));
+        return new[] { predicted, score, embedding };
     }
 
-    /// <summary>Getters of the two output columns (null where not active), reading the current row's probabilities from <paramref name="source"/>.</summary>
-    internal Delegate[] MakeOutputGetters(Func<int, bool> activeOutput, ProbabilitySource source)
+    /// <summary>
+    /// Getters of the output columns (null where not active), reading the current row's probabilities from
+    /// <paramref name="source"/> and its embedding from <paramref name="embedding"/>.
+    /// </summary>
+    internal Delegate[] MakeOutputGetters(Func<int, bool> activeOutput, ProbabilitySource source, ProbabilitySource embedding)
     {
-        var getters = new Delegate[2];
+        var getters = new Delegate[OutputCount];
         if (activeOutput(0))
         {
             var raw = Labels.KeyType.RawType;
@@ -184,17 +209,20 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
                 : KeyGetter<ulong>(source, k => (ulong)k);
         }
         if (activeOutput(1))
-        {
-            getters[1] = (ValueGetter<VBuffer<float>>)((ref VBuffer<float> dst) =>
-            {
-                var probabilities = source();
-                var editor = VBufferEditor.Create(ref dst, probabilities.Length);
-                probabilities.CopyTo(editor.Values);
-                dst = editor.Commit();
-            });
-        }
+            getters[1] = VectorGetter(source);
+        if (OutputCount > 2 && activeOutput(2))
+            getters[2] = VectorGetter(embedding);
         return getters;
     }
+
+    private static ValueGetter<VBuffer<float>> VectorGetter(ProbabilitySource source) =>
+        (ref VBuffer<float> dst) =>
+        {
+            var values = source();
+            var editor = VBufferEditor.Create(ref dst, values.Length);
+            values.CopyTo(editor.Values);
+            dst = editor.Commit();
+        };
 
     private static ValueGetter<T> KeyGetter<T>(ProbabilitySource source, Func<int, T> fromKey) =>
         (ref T dst) => dst = fromKey(ArgMax(source()) + 1);
@@ -215,7 +243,7 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
     /// <summary>The per-row mapper; throws, naming the column, when the sequence column is missing or of another type than at training.</summary>
     protected override IRowMapper MakeRowMapper(DataViewSchema schema) => new Mapper(this, schema);
 
-    private sealed class Mapper : MapperBase
+    private sealed class Mapper : MapperBase, ISaveAsOnnx
     {
         private readonly AuxLstmClassifierTransformer _owner;
         private readonly DataViewSchema.Column _sequence;
@@ -258,33 +286,64 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         public override Delegate[] CreateGetters(DataViewRow input, Func<int, bool> activeOutput, out Action disposer)
         {
             disposer = null!;
-            if (!activeOutput(0) && !activeOutput(1))
-                return new Delegate[2];
+            int outputs = _owner.OutputCount;
+            if (!Enumerable.Range(0, outputs).Any(activeOutput))
+                return new Delegate[outputs];
 
-            // Both outputs share one forward pass per row.
+            // The outputs share one forward pass per row.
+            bool withEmbeddings = outputs > 2 && activeOutput(2);
             var reader = new SequenceRowReader(input, input.Schema[_sequence.Index], _owner.InputType);
             long position = -1;
             float[] probabilities = Array.Empty<float>();
-            return _owner.MakeOutputGetters(activeOutput, () =>
+            float[]? embedding = null;
+            void Update()
             {
                 if (position != input.Position)
                 {
                     var rows = _owner.InputType.NewDataset();
                     reader.AddTo(rows, -1);
-                    probabilities = _owner.Score(rows);
+                    (probabilities, embedding) = _owner.Score(rows, withEmbeddings);
                     position = input.Position;
                 }
-                return probabilities;
-            });
+            }
+            return _owner.MakeOutputGetters(activeOutput,
+                () => { Update(); return probabilities; },
+                () => { Update(); return embedding; });
         }
 
         protected override Delegate MakeGetter(DataViewRow input, int iinfo, Func<int, bool> activeOutput, out Action disposer) =>
             throw new InvalidOperationException("Getters are made together by CreateGetters.");
 
-        protected override Func<int, bool> GetDependenciesCore(Func<int, bool> activeOutput) =>
-            col => (activeOutput(0) || activeOutput(1)) && col == _sequence.Index;
+        protected override Func<int, bool> GetDependenciesCore(Func<int, bool> activeOutput)
+        {
+            bool any = Enumerable.Range(0, _owner.OutputCount).Any(activeOutput);
+            return col => any && col == _sequence.Index;
+        }
 
         protected override void SaveModel(ModelSaveContext ctx) => _owner.SaveModel(ctx);
+
+        /// <summary>
+        /// True: <c>mlContext.Model.ConvertToOnnx</c> then calls <see cref="SaveAsOnnx"/>, which refuses a model it cannot
+        /// express with an error naming the option (returning false here would make ML.NET silently drop the step).
+        /// </summary>
+        public bool CanSaveOnnx(OnnxContext ctx) => true;
+
+        /// <summary>Writes the network into the ONNX graph (see <see cref="AuxLstmOnnxExporter"/>).</summary>
+        public void SaveAsOnnx(OnnxContext ctx)
+        {
+            Host.CheckValue(ctx, nameof(ctx));
+            ctx.CheckOpSetVersion(AuxLstmOnnxExporter.MinimumOpSet, LoaderSignature);
+            string sequence = _owner.SequenceColumnName;
+            if (!ctx.ContainsColumn(sequence))
+                throw Host.ExceptParam(nameof(AuxLstmClassifierOptions.SequenceColumnName),
+                    $"The AuxLstm classifier cannot be exported to ONNX: its sequence column '{sequence}' ({nameof(AuxLstmClassifierOptions.SequenceColumnName)}) " +
+                    "is made by an earlier step that ONNX cannot express, so the exported graph has no such input. Export from that column on " +
+                    "(pass ConvertToOnnx the data as it enters the AuxLstm classifier) or make the column with an exportable transform.");
+            NetworkWeights weights;
+            lock (_owner._gate)
+                weights = _owner._network.ExportWeights();
+            AuxLstmOnnxExporter.Save(ctx, _owner, weights);
+        }
     }
 
     // ---- persistence ----
@@ -306,6 +365,7 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         // SequenceInputType: kind, step size, levels, key raw size, key count, vector size
         // NetworkShape
         // LabelKeys: key raw size, key count, value type code, values
+        // (since 0x00010003) int: id of the embedding column name, or -1 for none
         // (since 0x00010002) long: length of the weights stream
         // (since 0x00010002) byte[32]: SHA-256 of the weights stream
         // (since 0x00010002) byte[32]: SHA-256 of all of the above and the string table (ModelIntegrity)
@@ -320,6 +380,7 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         InputType.Write(ctx.Writer);
         Shape.Write(ctx.Writer);
         Labels.Save(ctx);
+        ctx.SaveStringOrNull(EmbeddingColumnName);
 
         byte[] weights;
         lock (_gate)
@@ -459,6 +520,13 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         if (shape.Discrete != inputType.Discrete || shape.Vocabulary != inputType.Vocabulary || shape.StepSize != inputType.NetworkStepSize)
             throw new InvalidDataException("The model's network shape does not match its sequence input type; the file is corrupt.");
         var labels = LabelKeys.Load(ctx, shape.ClassCount);
+        if (ctx.Header.ModelVerWritten >= VersionWithEmbedding)
+        {
+            options.EmbeddingColumnName = ctx.LoadStringOrNull();
+            if (options.EmbeddingColumnName is { } embedding && (embedding.Length == 0
+                || embedding == options.PredictedLabelColumnName || embedding == options.ScoreColumnName))
+                throw new InvalidDataException($"The model's embedding column name '{embedding}' is invalid; the file is corrupt.");
+        }
         return (options, computeDevice, inputType, shape, labels);
     }
 

@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.Model.OnnxConverter;
 using Microsoft.ML.Runtime;
 
 namespace Microsoft.ML.AuxRnn.Data;
@@ -10,7 +11,11 @@ namespace Microsoft.ML.AuxRnn.Data;
 /// cached scores as it advances (checking that both cursors stand on the same row). Cursors that need no output
 /// column pass straight through to the input.
 /// </summary>
-internal sealed class BatchScoringDataView : IDataView
+/// <remarks>
+/// It is an <see cref="IDataTransform"/> over its source, saved and exported to ONNX as the row-to-row view it
+/// batches, so ML.NET's <c>ConvertToOnnx</c> walks back through it like through any other transform.
+/// </remarks>
+internal sealed class BatchScoringDataView : ITransformCanSaveOnnx
 {
     private readonly IHost _host;
     private readonly AuxLstmClassifierTransformer _parent;
@@ -19,6 +24,7 @@ internal sealed class BatchScoringDataView : IDataView
     private readonly DataViewSchema.Column _sequence;
     private readonly int _predictedIndex;
     private readonly int _scoreIndex;
+    private readonly int _embeddingIndex;
 
     /// <summary>For each output column, the input column it passes through (-1 for PredictedLabel and Score).</summary>
     private readonly int[] _inputIndex;
@@ -38,11 +44,12 @@ internal sealed class BatchScoringDataView : IDataView
         var schema = perRow.Schema;
         _predictedIndex = schema[parent.PredictedLabelColumnName].Index;
         _scoreIndex = schema[parent.ScoreColumnName].Index;
+        _embeddingIndex = parent.EmbeddingColumnName is { } embedding ? schema[embedding].Index : -1;
         _inputIndex = new int[schema.Count];
         int next = 0;
         for (int i = 0; i < schema.Count; i++)
         {
-            if (i == _predictedIndex || i == _scoreIndex)
+            if (i == _predictedIndex || i == _scoreIndex || i == _embeddingIndex)
             {
                 _inputIndex[i] = -1;
                 continue;
@@ -56,6 +63,15 @@ internal sealed class BatchScoringDataView : IDataView
 
     public bool CanShuffle => false;
 
+    /// <summary>The data being scored.</summary>
+    public IDataView Source => _source;
+
+    void ICanSaveModel.Save(ModelSaveContext ctx) => ((ICanSaveModel)_perRow).Save(ctx);
+
+    bool ICanSaveOnnx.CanSaveOnnx(OnnxContext ctx) => _perRow is ICanSaveOnnx onnx && onnx.CanSaveOnnx(ctx);
+
+    void ISaveAsOnnx.SaveAsOnnx(OnnxContext ctx) => ((ISaveAsOnnx)_perRow).SaveAsOnnx(ctx);
+
     public DataViewSchema Schema => _perRow.Schema;
 
     public long? GetRowCount() => _source.GetRowCount();
@@ -64,7 +80,7 @@ internal sealed class BatchScoringDataView : IDataView
     {
         _host.CheckValue(columnsNeeded, nameof(columnsNeeded));
         var needed = new HashSet<int>(columnsNeeded.Select(c => c.Index));
-        if (!needed.Contains(_predictedIndex) && !needed.Contains(_scoreIndex))
+        if (!needed.Contains(_predictedIndex) && !needed.Contains(_scoreIndex) && !needed.Contains(_embeddingIndex))
             return _perRow.GetRowCursor(columnsNeeded, rand);
 
         var inputColumns = needed.Where(i => i >= 0 && i < _inputIndex.Length && _inputIndex[i] >= 0).Select(i => _source.Schema[_inputIndex[i]]).ToArray();
@@ -85,9 +101,12 @@ internal sealed class BatchScoringDataView : IDataView
         private readonly ValueGetter<DataViewRowId> _aheadId;
         private readonly Delegate[] _outputGetters;
         private readonly int _classes;
+        private readonly int _embeddingSize;
+        private readonly bool _withEmbeddings;
         private readonly int _batchSize;
         private DataViewRowId[] _ids = Array.Empty<DataViewRowId>();
         private float[] _scores = Array.Empty<float>();
+        private float[]? _embeddings;
         private int _count;
         private int _index = -1;
         private bool _disposed;
@@ -102,10 +121,13 @@ internal sealed class BatchScoringDataView : IDataView
             _mainId = main.GetIdGetter();
             _aheadId = ahead.GetIdGetter();
             _classes = view._parent.ClassCount;
+            _embeddingSize = view._parent.EmbeddingSize;
+            _withEmbeddings = active.Contains(view._embeddingIndex);
             _batchSize = view._parent.ScoringBatchSize;
             _outputGetters = view._parent.MakeOutputGetters(
-                i => active.Contains(i == 0 ? view._predictedIndex : view._scoreIndex),
-                () => _scores.AsSpan(_index * _classes, _classes));
+                i => active.Contains(i switch { 0 => view._predictedIndex, 1 => view._scoreIndex, _ => view._embeddingIndex }),
+                () => _scores.AsSpan(_index * _classes, _classes),
+                () => _embeddings.AsSpan(_index * _embeddingSize, _embeddingSize));
         }
 
         public override DataViewSchema Schema => _view.Schema;
@@ -125,7 +147,9 @@ internal sealed class BatchScoringDataView : IDataView
             if (_view._inputIndex[column.Index] is int input and >= 0)
                 return _main.GetGetter<TValue>(_view._source.Schema[input]);
 
-            var getter = column.Index == _view._predictedIndex ? _outputGetters[0] : _outputGetters[1];
+            var getter = column.Index == _view._predictedIndex ? _outputGetters[0]
+                : column.Index == _view._scoreIndex ? _outputGetters[1]
+                : _outputGetters[2];
             return getter as ValueGetter<TValue>
                 ?? throw _view._host.Except($"Column '{column.Name}' is of type {column.Type}, not {typeof(TValue).Name}.");
         }
@@ -158,7 +182,7 @@ internal sealed class BatchScoringDataView : IDataView
             }
             if (_count == 0)
                 throw _view._host.Except("The input data gave two cursors different numbers of rows; AuxLstmClassifier's batched scoring needs a data view that repeats its rows.");
-            _scores = _view._parent.Score(rows);
+            (_scores, _embeddings) = _view._parent.Score(rows, _withEmbeddings);
             _index = 0;
         }
 

@@ -131,14 +131,15 @@ internal sealed class SequenceRowReader
 internal static class SequenceColumnReader
 {
     /// <summary>
-    /// Reads every row with a label. Rows whose label is missing (key 0) are skipped and counted in
-    /// <paramref name="skipped"/>. Labels become 0-based class indices.
+    /// Reads every row with a label. Rows whose label is missing (key 0) are counted in <paramref name="unlabeled"/>
+    /// and skipped, or kept with label −1 when <paramref name="keepUnlabeled"/> (they train the auxiliary loss only).
+    /// Labels become 0-based class indices.
     /// </summary>
     public static SequenceDataset ReadLabeled(IExceptionContext ectx, IDataView data, DataViewSchema.Column sequence, SequenceInputType type,
-        DataViewSchema.Column label, out long skipped)
+        DataViewSchema.Column label, out long unlabeled, bool keepUnlabeled = false)
     {
         var dataset = type.NewDataset();
-        skipped = 0;
+        unlabeled = 0;
         using var cursor = data.GetRowCursor(new[] { sequence, label });
         var reader = new SequenceRowReader(cursor, sequence, type);
         var labelGetter = LabelReader(cursor, label);
@@ -148,7 +149,9 @@ internal static class SequenceColumnReader
             ulong key = labelGetter();
             if (key == 0)
             {
-                skipped++;
+                unlabeled++;
+                if (keepUnlabeled)
+                    reader.AddTo(dataset, -1);
                 continue;
             }
             if (key > classCount)

@@ -245,8 +245,29 @@ internal sealed class AuxLstmNetwork : nn.Module
         }
     }
 
+    /// <summary>A copy of every weight, row-major, as exported to ONNX (see <see cref="NetworkWeights"/>).</summary>
+    internal NetworkWeights ExportWeights()
+    {
+        using var noGrad = no_grad();
+        static float[] Copy(Tensor? t) => t is null ? Array.Empty<float>() : t.detach().cpu().contiguous().data<float>().ToArray();
+        var lstm = _lstm.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
+        return new NetworkWeights(
+            Copy(_embedding?.weight), Copy(_projection?.weight), Copy(_projection?.bias),
+            Copy(lstm["weight_ih_l0"]), Copy(lstm["weight_hh_l0"]),
+            lstm.TryGetValue("bias_ih_l0", out var bih) ? Copy(bih) : new float[4 * Shape.HiddenSize],
+            lstm.TryGetValue("bias_hh_l0", out var bhh) ? Copy(bhh) : new float[4 * Shape.HiddenSize],
+            Copy(_fc1.weight), Copy(_fc1.bias), Copy(_fc2.weight), Copy(_fc2.bias), Copy(_out.weight), Copy(_out.bias),
+            Copy(_inputMean), Copy(_inputScale));
+    }
+
     /// <summary>Class probabilities, row-major (B × K), computed in evaluation mode without gradient.</summary>
-    public float[] PredictProbabilities(SequenceBatch batch, Device device)
+    public float[] PredictProbabilities(SequenceBatch batch, Device device) => Predict(batch, device, false).Probabilities;
+
+    /// <summary>
+    /// Class probabilities (B × K) and, when <paramref name="withEmbeddings"/>, each row's final hidden state
+    /// (B × H, the sequence embedding), row-major, computed in evaluation mode without gradient.
+    /// </summary>
+    public (float[] Probabilities, float[]? Embeddings) Predict(SequenceBatch batch, Device device, bool withEmbeddings)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -254,8 +275,9 @@ internal sealed class AuxLstmNetwork : nn.Module
         eval();
         try
         {
-            var probabilities = nn.functional.softmax(Classify(FinalStatesNoGrad(batch, device)), 1);
-            return probabilities.cpu().data<float>().ToArray();
+            var final = FinalStatesNoGrad(batch, device);
+            var probabilities = nn.functional.softmax(Classify(final), 1);
+            return (probabilities.cpu().data<float>().ToArray(), withEmbeddings ? final.cpu().data<float>().ToArray() : null);
         }
         finally
         {
@@ -263,3 +285,15 @@ internal sealed class AuxLstmNetwork : nn.Module
         }
     }
 }
+
+/// <summary>
+/// The network's weights as plain arrays, in PyTorch's layouts: embedding (V, E) or projection (E, S) and bias (E);
+/// LSTM input and recurrent weights (4H, E) and (4H, H) and biases (4H), gates in the order i, f, g, o; the
+/// classifier's layers (out, in) and biases; the standardisation of continuous inputs (mean and scale per value of a
+/// step; empty for tokens).
+/// </summary>
+internal sealed record NetworkWeights(
+    float[] Embedding, float[] Projection, float[] ProjectionBias,
+    float[] LstmInput, float[] LstmHidden, float[] LstmInputBias, float[] LstmHiddenBias,
+    float[] Fc1, float[] Fc1Bias, float[] Fc2, float[] Fc2Bias, float[] Out, float[] OutBias,
+    float[] InputMean, float[] InputScale);

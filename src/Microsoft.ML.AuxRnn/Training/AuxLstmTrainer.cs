@@ -157,7 +157,7 @@ internal sealed class AuxLstmTrainer
                 decoder?.train();
                 var watch = Stopwatch.StartNew();
                 double supervisedSum = 0, auxiliarySum = 0, lr = 0, sampling = 0;
-                int correct = 0, seen = 0;
+                int correct = 0, seen = 0, labeledSeen = 0;
                 epochNow = epoch;
                 int batches = 0;
                 for (int b = 0; b < schedule.BatchesPerEpoch; b++)
@@ -203,9 +203,12 @@ internal sealed class AuxLstmTrainer
 
                         if (losses.Supervised is not null)
                         {
-                            supervisedSum += losses.Supervised.item<float>() * count;
-                            using var labels = tensor(batch.Labels, device: device);
+                            // Only the batch's labeled rows have logits (unlabeled rows train the auxiliary loss only).
+                            var labeledLabels = batch.Labels.Where(l => l >= 0).ToArray();
+                            supervisedSum += losses.Supervised.item<float>() * labeledLabels.Length;
+                            using var labels = tensor(labeledLabels, device: device);
                             correct += (int)losses.Logits!.argmax(1).eq(labels).sum().item<long>();
+                            labeledSeen += labeledLabels.Length;
                         }
                         if (losses.Auxiliary is not null)
                             auxiliarySum += losses.Auxiliary.item<float>() * count;
@@ -231,8 +234,8 @@ internal sealed class AuxLstmTrainer
                     }
                 }
 
-                var report = new EpochReport(epoch + 1, pretraining, pretraining ? 0 : supervisedSum / seen, auxiliarySum / seen,
-                    pretraining ? 0 : (double)correct / seen, validationAccuracy, watch.Elapsed)
+                var report = new EpochReport(epoch + 1, pretraining, pretraining || labeledSeen == 0 ? 0 : supervisedSum / labeledSeen, auxiliarySum / seen,
+                    pretraining || labeledSeen == 0 ? 0 : (double)correct / labeledSeen, validationAccuracy, watch.Elapsed)
                 { LearningRate = lr, SamplingProbability = sampling, Batches = batches };
                 progress.Reports.Add(report);
                 progress.EpochsDone = epoch + 1;
@@ -341,7 +344,9 @@ internal sealed class AuxLstmTrainer
             if (data.Length(i) < 1)
                 throw new ArgumentException($"Row {i} of the {which} data ('{_options.SequenceColumnName}') is empty; every sequence needs at least one step.");
             int label = data.Labels[i];
-            if (which == "training" ? label < 0 || label >= shape.ClassCount : label >= shape.ClassCount)
+            // Unlabeled training rows train the auxiliary loss only: they need one.
+            bool missingAllowed = which != "training" || _options.AuxiliaryLoss != AuxiliaryLoss.None;
+            if (label >= shape.ClassCount || (label < 0 && !missingAllowed))
                 throw new ArgumentException(label < 0
                     ? $"Row {i} of the {which} data has no label in '{_options.LabelColumnName}'."
                     : $"Row {i} of the {which} data has label index {label} in '{_options.LabelColumnName}', outside 0..{shape.ClassCount - 1}.");

@@ -50,10 +50,12 @@ internal sealed class AuxObjective
         var states = _bptt.Run(_network, batch, raw, supervised, segments, predict);
 
         Tensor? supervisedLoss = null, logits = null, auxiliaryLoss = null;
-        if (supervised)
+        if (supervised && LabeledRows(batch) is { Length: > 0 } labeled)
         {
-            logits = _network.Classify(states.Final!, generator);
-            var labels = tensor(CheckLabels(batch), device: _device);
+            // Semi-supervised: rows without a label (−1) train the auxiliary loss only.
+            var final = labeled.Length == batch.Count ? states.Final! : states.Final!.index_select(0, tensor(labeled, device: _device));
+            logits = _network.Classify(final, generator);
+            var labels = tensor(labeled.Select(i => batch.Labels[i]).ToArray(), device: _device);
             supervisedLoss = nn.functional.cross_entropy(logits, labels);
         }
 
@@ -76,19 +78,19 @@ internal sealed class AuxObjective
         return new BatchLosses(supervisedLoss, auxiliaryLoss, logits);
     }
 
-    private long[] CheckLabels(SequenceBatch batch)
+    /// <summary>The rows of the batch that have a label (−1: none), checking the labels' range.</summary>
+    private long[] LabeledRows(SequenceBatch batch)
     {
         int classes = _network.Shape.ClassCount;
+        var labeled = new List<long>(batch.Count);
         for (int i = 0; i < batch.Count; i++)
         {
-            if (batch.Labels[i] < 0 || batch.Labels[i] >= classes)
-                throw new ArgumentException(
-                    batch.Labels[i] < 0
-                        ? $"Row {i} of the batch has no label; every training row needs one."
-                        : $"Row {i} of the batch has label {batch.Labels[i]}, outside 0..{classes - 1}.",
-                    nameof(batch));
+            if (batch.Labels[i] >= classes || batch.Labels[i] < -1)
+                throw new ArgumentException($"Row {i} of the batch has label {batch.Labels[i]}, outside 0..{classes - 1}.", nameof(batch));
+            if (batch.Labels[i] >= 0)
+                labeled.Add(i);
         }
-        return batch.Labels;
+        return labeled.ToArray();
     }
 
     /// <summary>

@@ -175,10 +175,10 @@ public sealed class ModelIntegrityTests : IDisposable
 
     // ---- helpers ----
 
-    /// <summary>The classifier's model stream as version 0x00010001 wrote it: no checksum trailer.</summary>
+    /// <summary>The classifier's model stream as version 0x00010001 wrote it: no embedding column id (0x00010003) and no checksum trailer (0x00010002).</summary>
     private static byte[] WithoutTrailer(byte[] key)
     {
-        const int Trailer = 8 + 32 + 32;
+        const int Trailer = 4 + 8 + 32 + 32; // the embedding column's string id (−1: none), then the trailer
         long block = Field(key, 0x10), size = Field(key, 0x18);
         var bytes = key.Take((int)(block + size - Trailer)).Concat(key.Skip((int)(block + size))).ToArray();
         BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(0x18), size - Trailer);

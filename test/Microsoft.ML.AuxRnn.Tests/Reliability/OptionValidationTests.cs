@@ -27,6 +27,8 @@ public class OptionValidationTests
     [InlineData("PredictedLabelColumnName", "\t")]
     [InlineData("ScoreColumnName", "")]
     [InlineData("ScoreColumnName", "PredictedLabel")] // the same output column twice
+    [InlineData("EmbeddingColumnName", "")]
+    [InlineData("EmbeddingColumnName", "Score")] // an output column twice
     [InlineData("StepSize", "0")]
     [InlineData("StepSize", "-1")]
     [InlineData("StepSize", "1000001")]
