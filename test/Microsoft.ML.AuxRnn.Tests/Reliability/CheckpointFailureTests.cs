@@ -67,14 +67,17 @@ public sealed class CheckpointFailureTests : IDisposable
         if (!File.Exists("/dev/full"))
             return;
         // Epoch 1 is saved; epoch 2's save writes into /dev/full (every write: "No space left on device").
-        string temp = Path.Combine(_folder, $"checkpoint.bin.{Environment.ProcessId}.tmp");
-        string target = Path.Combine(_folder, "checkpoint.bin");
+        // Checkpoints live in the folder's sub-folder for the training data (data-<hash>/).
+        string temp = "", target = "";
         var (ml, pipeline, data) = Setup(epochs: 3);
         byte[]? afterEpoch1 = null;
         ml.Log += (_, e) =>
         {
             if (e.Message.Contains("Epoch 2/3 (", StringComparison.Ordinal))
             {
+                string folder = Directory.GetDirectories(_folder, "data-*").Single();
+                temp = Path.Combine(folder, $"checkpoint.bin.{Environment.ProcessId}.tmp");
+                target = Path.Combine(folder, "checkpoint.bin");
                 afterEpoch1 = File.ReadAllBytes(target);
                 File.CreateSymbolicLink(temp, "/dev/full");
             }
