@@ -93,12 +93,10 @@ internal static class DemoCommand
         var train = StrokeDigits.ToDataView(ml, trainRows, s.Size);
         var test = StrokeDigits.ToDataView(ml, testRows, s.Size);
 
-        var results = new List<(string Name, AuxiliaryLoss Loss, EvaluationResult Test, double Seconds, List<EpochLine> Epochs)>();
         string bptt = s.Truncation is int k ? $"truncated {k}" : "full BPTT";
-        var models = new[] { ($"LSTM, {bptt}", AuxiliaryLoss.None), ($"r-LSTM, {bptt}", AuxiliaryLoss.Reconstruct) };
-        foreach (var (name, loss) in models.Where(m => only == null || m.Item1.StartsWith(only, StringComparison.OrdinalIgnoreCase)))
-        {
-            var options = new AuxLstmClassifierOptions
+        return Compare(console, ml, train, test, only, s.Epochs, s, s.Truncation, watch,
+            new[] { ($"LSTM, {bptt}", AuxiliaryLoss.None), ($"r-LSTM, {bptt}", AuxiliaryLoss.Reconstruct) },
+            loss => new AuxLstmClassifierOptions
             {
                 AuxiliaryLoss = loss,
                 HiddenSize = s.Hidden,
@@ -115,49 +113,9 @@ internal static class DemoCommand
                 Seed = s.Seed,
                 Device = ComputeDevice.Cpu,
                 MaxTrainingTime = s.MaxSecondsPerModel > 0 ? TimeSpan.FromSeconds(s.MaxSecondsPerModel) : null,
-            };
-            var epochs = new List<EpochLine>();
-            var clock = Stopwatch.StartNew();
-            var model = ProgressDisplay.Run(console, ml, name, s.Epochs, () => ml.Transforms.AuxLstmClassifier(options).Fit(train), epochs);
-            double seconds = clock.Elapsed.TotalSeconds;
-            results.Add((name, loss, EvaluationResult.Compute(ml, model, test), seconds, epochs));
-            model.Dispose();
-        }
-
-        var table = new Table().Border(TableBorder.Rounded).Title($"Held-out accuracy on {s.TestRows:N0} images ({s.Steps:N0} steps each; chance 10 %)");
-        table.AddColumn("model").AddColumn(new TableColumn("test accuracy").RightAligned()).AddColumn(new TableColumn("final training loss").RightAligned())
-            .AddColumn(new TableColumn("epochs").RightAligned()).AddColumn(new TableColumn("training time").RightAligned());
-        foreach (var r in results)
-        {
-            string loss = r.Epochs.LastOrDefault()?.Loss is double l ? l.ToString("F3") : "–";
-            table.AddRow(r.Name, $"[bold]{r.Test.Accuracy:P1}[/]", loss, r.Epochs.Count.ToString(), $"{r.Seconds:N0} s");
-        }
-        console.Write(table);
-
-        double gap = results.Count == 2 ? results[1].Test.Accuracy - results[0].Test.Accuracy : 0;
-        string verdict = gap > 0.1
-            ? $"r-LSTM is {gap * 100:F0} points ahead: the auxiliary loss let it carry the digit across {s.BlankSteps:N0} blank steps that the truncated gradient never crossed."
-            : gap > 0
-                ? $"r-LSTM is {gap * 100:F1} points ahead; with more epochs (--epochs) the gap usually widens."
-                : "On this run the auxiliary loss did not help; try more epochs (--epochs) or rows (--rows).";
-        console.MarkupLine(Markup.Escape(verdict));
-        console.MarkupLine($"[grey]Done in {watch.Elapsed.TotalSeconds:N0} s. Real data: auxrnn train --data PATH (see auxrnn help).[/]");
-
-        return new
-        {
-            command = "demo",
-            settings = s,
-            seconds = watch.Elapsed.TotalSeconds,
-            models = results.Select(r => new
-            {
-                name = r.Name,
-                auxiliaryLoss = r.Loss.ToString(),
-                truncation = s.Truncation,
-                testAccuracy = r.Test.Accuracy,
-                trainingSeconds = r.Seconds,
-                epochs = r.Epochs.Select(e => new { epoch = e.Epoch, loss = e.Loss, accuracy = e.Accuracy, seconds = e.Seconds }),
-            }),
-        };
+            },
+            $"Held-out accuracy on {s.TestRows:N0} images ({s.Steps:N0} steps each; chance 10 %)",
+            $"the digit across {s.BlankSteps:N0} blank steps", "");
     }
 
     /// <summary>
@@ -205,11 +163,9 @@ internal static class DemoCommand
         var train = RecallSequences.ToDataView(ml, trainRows, s.Length);
         var test = RecallSequences.ToDataView(ml, testRows, s.Length);
 
-        var results = new List<(string Name, AuxiliaryLoss Loss, EvaluationResult Test, double Seconds, List<EpochLine> Epochs)>();
-        var models = new[] { ($"LSTM, truncated {s.Truncation}", AuxiliaryLoss.None), ($"r-LSTM, truncated {s.Truncation}", AuxiliaryLoss.Reconstruct) };
-        foreach (var (name, loss) in models.Where(m => only == null || m.Item1.StartsWith(only, StringComparison.OrdinalIgnoreCase)))
-        {
-            var options = new AuxLstmClassifierOptions
+        return Compare(console, ml, train, test, only, s.Epochs, s, s.Truncation, watch,
+            new[] { ($"LSTM, truncated {s.Truncation}", AuxiliaryLoss.None), ($"r-LSTM, truncated {s.Truncation}", AuxiliaryLoss.Reconstruct) },
+            loss => new AuxLstmClassifierOptions
             {
                 AuxiliaryLoss = loss,
                 InputLevels = RecallSequences.Levels,
@@ -228,16 +184,32 @@ internal static class DemoCommand
                 Seed = s.Seed,
                 Device = ComputeDevice.Cpu,
                 MaxTrainingTime = s.MaxSecondsPerModel > 0 ? TimeSpan.FromSeconds(s.MaxSecondsPerModel) : null,
-            };
+            },
+            $"Held-out accuracy on {s.TestRows:N0} sequences ({s.Length:N0} steps each; chance 25 %)",
+            $"the letter across {s.Length - 2:N0} steps", " The image version: auxrnn demo --task digits.");
+    }
+
+    /// <summary>
+    /// Trains each model in turn with a progress display, scores it on the held-out rows, prints the comparison table
+    /// and a verdict, and returns the --json document.
+    /// </summary>
+    private static object Compare(IAnsiConsole console, MLContext ml, IDataView train, IDataView test, string? only, int epochCount,
+        object settings, int? truncation, Stopwatch watch, (string Name, AuxiliaryLoss Loss)[] models,
+        Func<AuxiliaryLoss, AuxLstmClassifierOptions> optionsFor, string title, string carried, string hint)
+    {
+        var results = new List<(string Name, AuxiliaryLoss Loss, EvaluationResult Test, double Seconds, List<EpochLine> Epochs)>();
+        foreach (var (name, loss) in models.Where(m => only == null || m.Name.StartsWith(only, StringComparison.OrdinalIgnoreCase)))
+        {
+            var options = optionsFor(loss);
             var epochs = new List<EpochLine>();
             var clock = Stopwatch.StartNew();
-            var model = ProgressDisplay.Run(console, ml, name, s.Epochs, () => ml.Transforms.AuxLstmClassifier(options).Fit(train), epochs);
+            var model = ProgressDisplay.Run(console, ml, name, epochCount, () => ml.Transforms.AuxLstmClassifier(options).Fit(train), epochs);
             double seconds = clock.Elapsed.TotalSeconds;
             results.Add((name, loss, EvaluationResult.Compute(ml, model, test), seconds, epochs));
             model.Dispose();
         }
 
-        var table = new Table().Border(TableBorder.Rounded).Title($"Held-out accuracy on {s.TestRows:N0} sequences ({s.Length:N0} steps each; chance 25 %)");
+        var table = new Table().Border(TableBorder.Rounded).Title(title);
         table.AddColumn("model").AddColumn(new TableColumn("test accuracy").RightAligned()).AddColumn(new TableColumn("final training loss").RightAligned())
             .AddColumn(new TableColumn("epochs").RightAligned()).AddColumn(new TableColumn("training time").RightAligned());
         foreach (var r in results)
@@ -249,24 +221,23 @@ internal static class DemoCommand
 
         double gap = results.Count == 2 ? results[1].Test.Accuracy - results[0].Test.Accuracy : 0;
         string verdict = gap > 0.1
-            ? $"r-LSTM is {gap * 100:F0} points ahead: the auxiliary loss let it carry the letter across {s.Length - 2:N0} steps that the truncated gradient never crossed."
+            ? $"r-LSTM is {gap * 100:F0} points ahead: the auxiliary loss let it carry {carried} that the truncated gradient never crossed."
             : gap > 0
                 ? $"r-LSTM is {gap * 100:F1} points ahead; with more epochs (--epochs) the gap usually widens."
                 : "On this run the auxiliary loss did not help; try more epochs (--epochs) or rows (--rows).";
         console.MarkupLine(Markup.Escape(verdict));
-        console.MarkupLine($"[grey]Done in {watch.Elapsed.TotalSeconds:N0} s. The image version: auxrnn demo --task digits. Real data: auxrnn train --data PATH (see auxrnn help).[/]");
+        console.MarkupLine($"[grey]Done in {watch.Elapsed.TotalSeconds:N0} s.{hint} Real data: auxrnn train --data PATH (see auxrnn help).[/]");
 
         return new
         {
             command = "demo",
-            task = "recall",
-            settings = s,
+            settings,
             seconds = watch.Elapsed.TotalSeconds,
             models = results.Select(r => new
             {
                 name = r.Name,
                 auxiliaryLoss = r.Loss.ToString(),
-                truncation = s.Truncation,
+                truncation,
                 testAccuracy = r.Test.Accuracy,
                 trainingSeconds = r.Seconds,
                 epochs = r.Epochs.Select(e => new { epoch = e.Epoch, loss = e.Loss, accuracy = e.Accuracy, seconds = e.Seconds }),

@@ -116,7 +116,7 @@ internal sealed class AuxLstmTrainer
             // cross-validation (or any Fit on other data) sharing the options never resume each other's run.
             string? checkpointFolder = _options.CheckpointFolder is { } root ? CheckpointFolderFor(root, train) : null;
             if (checkpointFolder is { } folder
-                && TrainingCheckpoint.TryLoad(folder, fingerprint, network, decoder, p => CreateOptimizer(network, decoder, p),
+                && TrainingCheckpoint.TryLoad(folder, fingerprint, network, decoder, _ => CreateOptimizer(network, decoder),
                     schedule.IsPretraining, () => NewNetwork(shape, device)) is { } resumed)
             {
                 (progress, optimizer, optimizerPretraining, best) = resumed;
@@ -143,7 +143,7 @@ internal sealed class AuxLstmTrainer
                 bool pretraining = schedule.IsPretraining(epoch);
                 // One optimizer for both phases: RMSProp's running averages carry across the switch to joint training
                 // (in pre-training the classifier head simply gets no gradient).
-                optimizer ??= CreateOptimizer(network, decoder, pretraining);
+                optimizer ??= CreateOptimizer(network, decoder);
                 optimizerPretraining = pretraining;
 
                 // Every random source of an epoch is seeded from (seed, epoch): runs repeat exactly, and resume exactly.
@@ -272,11 +272,10 @@ internal sealed class AuxLstmTrainer
         }
     }
 
-    private OptimizerHelper CreateOptimizer(AuxLstmNetwork network, AuxiliaryDecoder? decoder, bool pretraining)
+    private OptimizerHelper CreateOptimizer(AuxLstmNetwork network, AuxiliaryDecoder? decoder)
     {
         // Every parameter, in both phases: pre-training's loss gives the classifier head no gradient, so it stays
         // untouched (RMSProp skips parameters without a gradient).
-        _ = pretraining;
         var parameters = network.parameters().Concat(decoder?.parameters() ?? Enumerable.Empty<Parameter>()).ToList();
         return _options.Optimizer == AuxOptimizer.Adam
             ? optim.Adam(parameters, _options.LearningRate)
