@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Microsoft.ML;
 using Microsoft.ML.AuxRnn.Datasets;
+using Microsoft.ML.AuxRnn.Training;
 
 namespace Microsoft.ML.AuxRnn.Benchmarks;
 
@@ -30,7 +31,12 @@ internal static class Ablation
         ["adam"] = o => o.Optimizer = AuxOptimizer.Adam,
     };
 
-    public static void Run(string data, string variant, int epochs, int trainRows, int testRows, string dataRoot, string output, int threads)
+    /// <param name="checkpoint">
+    /// Optional checkpoint folder: a later call with more epochs resumes there, so a long curve can be trained one epoch
+    /// per process call and other work can take the machine between epochs. The whole curve so far (one row per
+    /// epoch, with its wall time) is written to <c>curve-DATA-VARIANT.csv</c> in <paramref name="output"/> after every call.
+    /// </param>
+    public static void Run(string data, string variant, int epochs, int trainRows, int testRows, string dataRoot, string output, int threads, string? checkpoint = null)
     {
         var ml = new MLContext(seed: 1);
         IDataView train, test;
@@ -58,7 +64,7 @@ internal static class Ablation
         if (!Variants.TryGetValue(variant, out var change))
             throw new ArgumentException($"unknown variant '{variant}': {string.Join(", ", Variants.Keys)}");
 
-        var options = new AuxLstmClassifierOptions { Epochs = epochs, Seed = 1, NumberOfThreads = threads, ValidationSet = test };
+        var options = new AuxLstmClassifierOptions { Epochs = epochs, Seed = 1, NumberOfThreads = threads, ValidationSet = test, CheckpointFolder = checkpoint };
         dataOptions(options);
         change(options);
         Console.WriteLine($"{data} / {variant}: {epochs} epochs on {trainRows} rows, tested on {testRows}");
@@ -75,6 +81,9 @@ internal static class Ablation
             Git("rev-parse --short HEAD"),
         });
         Console.WriteLine(line);
+        WriteCurve(Path.Combine(output, $"curve-{data}-{variant}.csv"), model.TrainingHistory, trainRows, testRows, threads);
+        if (checkpoint is not null)
+            return; // a curve in progress: its rows go to the csv, not to the ablation table
         string file = Path.Combine(output, $"ablation-{data}.md");
         if (!File.Exists(file))
         {
@@ -85,6 +94,26 @@ internal static class Ablation
                 "| variant | test accuracy % per epoch | best % | wall min | commit |\n|---|---|---|---|---|\n");
         }
         File.AppendAllText(file, "| " + line + " |\n");
+    }
+
+    private static void WriteCurve(string path, IReadOnlyList<EpochReport> history, int trainRows, int testRows, int threads)
+    {
+        var lines = new List<string> { "epoch,pretraining,test_accuracy,train_accuracy,supervised_loss,auxiliary_loss,epoch_seconds,cumulative_minutes,train_rows,test_rows,threads,commit" };
+        double total = 0;
+        string commit = Git("rev-parse --short HEAD");
+        foreach (var e in history)
+        {
+            total += e.Elapsed.TotalMinutes;
+            lines.Add(string.Join(",",
+                e.Epoch.ToString(CultureInfo.InvariantCulture), e.Pretraining ? "1" : "0",
+                (e.ValidationAccuracy ?? double.NaN).ToString("F4", CultureInfo.InvariantCulture),
+                e.TrainAccuracy.ToString("F4", CultureInfo.InvariantCulture),
+                e.SupervisedLoss.ToString("F4", CultureInfo.InvariantCulture), e.AuxiliaryLoss.ToString("F4", CultureInfo.InvariantCulture),
+                e.Elapsed.TotalSeconds.ToString("F0", CultureInfo.InvariantCulture), total.ToString("F1", CultureInfo.InvariantCulture),
+                trainRows.ToString(CultureInfo.InvariantCulture), testRows.ToString(CultureInfo.InvariantCulture),
+                threads.ToString(CultureInfo.InvariantCulture), commit));
+        }
+        File.WriteAllLines(path, lines);
     }
 
     private static string Git(string arguments)
