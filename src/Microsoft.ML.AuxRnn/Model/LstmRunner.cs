@@ -116,6 +116,9 @@ internal static class LstmRunner
                         break;
                     }
                 }
+                // Rows whose last wanted position comes sooner leave there instead of riding along to the end: a
+                // cut costs about one short call, carrying them costs their steps (with gradient, their activations too).
+                end = LeaveEarly(pending, next, requests, lastWanted, t, end, active.Count, minCall);
                 int first = next;
                 while (next < pending.Length && requests[pending[next]].Position <= end)
                     next++;
@@ -190,6 +193,31 @@ internal static class LstmRunner
             p.Dispose();
         using var inv = Index(inverse, device);
         return (catH.index_select(0, inv), catC.index_select(0, inv));
+    }
+
+    /// <summary>
+    /// The end of a call from <paramref name="t"/> that would run to <paramref name="end"/>, moved forward to the
+    /// first wanted position where some rows want their last state, if cutting there saves more row-steps
+    /// (leaving rows × steps to <paramref name="end"/>) than a call costs (about <paramref name="minCall"/> steps of
+    /// every active row).
+    /// </summary>
+    internal static int LeaveEarly(int[] pending, int next, IReadOnlyList<StateRequest> requests, int[] lastWanted, int t, int end, int activeRows, int minCall)
+    {
+        for (int k = next; k < pending.Length; k++)
+        {
+            int p = requests[pending[k]].Position;
+            if (p >= end)
+                break;
+            var leaving = new HashSet<int>();
+            for (int j = k; j < pending.Length && requests[pending[j]].Position == p; j++)
+            {
+                if (lastWanted[requests[pending[j]].Row] == p)
+                    leaving.Add(requests[pending[j]].Row);
+            }
+            if ((long)leaving.Count * (end - p) > (long)activeRows * minCall)
+                return p;
+        }
+        return end;
     }
 
     /// <summary>

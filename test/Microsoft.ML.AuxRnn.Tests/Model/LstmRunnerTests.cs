@@ -110,4 +110,25 @@ public class LstmRunnerTests
         }
         requests.Should().Contain(r => r.HiddenOnly && r.Position > 0);
     }
+
+    [Fact]
+    public void RowsWhoseLastStateComesSoonLeaveTheCallThereInsteadOfRidingToItsEnd()
+    {
+        // 16 rows want a state at step 2,000 (supervised windows), 16 others only at step 10 (short auxiliary windows):
+        // carrying the 16 short rows 1,990 more steps would double the call's work and memory.
+        var requests = Enumerable.Range(0, 16).Select(r => new StateRequest(r, 2_000))
+            .Concat(Enumerable.Range(16, 16).Select(r => new StateRequest(r, 10))).ToList();
+        var lastWanted = requests.Select(r => r.Position).ToArray();
+        var pending = Enumerable.Range(0, requests.Count).OrderBy(i => requests[i].Position).ToArray();
+        LstmRunner.LeaveEarly(pending, 0, requests, lastWanted, t: 0, end: 2_000, activeRows: 32, LstmRunner.MinCall).Should().Be(10);
+
+        // One row leaving 5 steps before the call's end saves less than a call costs: no cut.
+        var few = new List<StateRequest> { new(0, 100), new(1, 100), new(2, 95) };
+        var fewPending = new[] { 2, 0, 1 };
+        LstmRunner.LeaveEarly(fewPending, 0, few, new[] { 100, 100, 95 }, t: 90, end: 100, activeRows: 3, LstmRunner.MinCall).Should().Be(100);
+
+        // A position inside the call that some row passes on its way further is no reason to cut.
+        var passing = new List<StateRequest> { new(0, 5), new(0, 2_000), new(1, 2_000) };
+        LstmRunner.LeaveEarly(new[] { 0, 1, 2 }, 0, passing, new[] { 2_000, 2_000 }, t: 0, end: 2_000, activeRows: 2, LstmRunner.MinCall).Should().Be(2_000);
+    }
 }
