@@ -208,6 +208,18 @@ public sealed class AuxLstmClassifierOptions
     /// <summary>Optional held-out data with the same columns: each epoch is scored on it and the best epoch's weights are kept.</summary>
     public IDataView? ValidationSet { get; set; }
 
+    /// <summary>
+    /// Memory, in MiB, for the training rows (4 bytes per value or token, plus 48 per row). Default 1,024. Training data
+    /// that fits is read into memory once and shuffled as a whole every epoch. Larger data is not materialised:
+    /// <c>Fit</c> makes one pass to check and count it (and the standardisation statistics), then every epoch reads it
+    /// again through a fresh cursor into a shuffle buffer of this size, drawing each mini-batch's rows from the buffer
+    /// at random (seeded per epoch from <see cref="Seed"/>). Memory then stays bounded by the buffer and the batch
+    /// whatever the number of rows, but the shuffle is local: rows more than about a buffer apart are not mixed, so
+    /// data sorted by label should be shuffled beforehand (or given a buffer that holds it). The data view must yield
+    /// the same rows in the same order on every cursor. <see cref="ValidationSet"/> is always held in memory.
+    /// </summary>
+    public int ShuffleBufferMegabytes { get; set; } = 1024;
+
     /// <summary>Rows scored together by <c>Transform</c>. Default 256.</summary>
     public int ScoringBatchSize { get; set; } = 256;
 
@@ -299,6 +311,7 @@ public sealed class AuxLstmClassifierOptions
         Require(LearningRateHalvingEpochs >= 0, nameof(LearningRateHalvingEpochs), LearningRateHalvingEpochs, "must be at least 0");
         Require(GradientClipNorm >= 0 && double.IsFinite(GradientClipNorm), nameof(GradientClipNorm), GradientClipNorm, "must be 0 (off) or positive");
         Require(Enum.IsDefined(Device), nameof(Device), Device, "is not a defined value");
+        Require(ShuffleBufferMegabytes is >= 1 and <= MaxShuffleBufferMegabytes, nameof(ShuffleBufferMegabytes), ShuffleBufferMegabytes, "must be between 1 and 1,048,576 (MiB)");
         Require(ScoringBatchSize is >= 1 and <= MaxBatchSize, nameof(ScoringBatchSize), ScoringBatchSize, "must be between 1 and 1,048,576");
         Require(MaxTrainingTime is null || MaxTrainingTime > TimeSpan.Zero, nameof(MaxTrainingTime), MaxTrainingTime, "must be null or positive");
         Require(NumberOfThreads is null or (>= 1 and <= MaxThreads), nameof(NumberOfThreads), NumberOfThreads, "must be null or between 1 and 1,024");
@@ -309,6 +322,9 @@ public sealed class AuxLstmClassifierOptions
 
     /// <summary>Largest <see cref="BatchSize"/> and <see cref="ScoringBatchSize"/> (also what a loaded model may claim).</summary>
     internal const int MaxBatchSize = 1 << 20;
+
+    /// <summary>Largest <see cref="ShuffleBufferMegabytes"/> (1 TiB).</summary>
+    internal const int MaxShuffleBufferMegabytes = 1 << 20;
 
     /// <summary>Largest <see cref="SegmentsPerSequence"/>.</summary>
     internal const int MaxSegmentsPerSequence = 1024;
