@@ -252,7 +252,8 @@ public sealed class AuxLstmClassifierOptions
     /// <summary>
     /// Optional folder for per-epoch checkpoints; a later Fit given the same folder, data and options resumes from the
     /// last one. Each training set keeps its own checkpoint in a sub-folder named after a hash of its rows
-    /// (<c>data-&lt;hash&gt;/checkpoint.bin</c>), so the folds of <c>CrossValidate</c> can share the folder.
+    /// (<c>data-&lt;hash&gt;/checkpoint.bin</c>), so the folds of <c>CrossValidate</c> can share the folder. With data
+    /// larger than <see cref="ShuffleBufferMegabytes"/> the hash costs two more passes over the data before training.
     /// </summary>
     public string? CheckpointFolder { get; set; }
 
