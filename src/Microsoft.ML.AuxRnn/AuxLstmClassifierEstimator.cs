@@ -101,9 +101,19 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
             ch.Info($"The training rows take {summary.Bytes / (1024.0 * 1024):N0} MiB, more than {nameof(AuxLstmClassifierOptions.ShuffleBufferMegabytes)} = {_options.ShuffleBufferMegabytes:N0}: " +
                 "each epoch streams them from the data view through a shuffle buffer of that size.");
 
-        // Fail now, not hours into training: the memory a step needs against what the machine has left.
-        if (device.type == DeviceType.CPU)
-            new MemoryEstimate(_options, shape).ThrowIfTooLarge(train.MaxLength, (AvailableMemory ?? MemoryEstimate.AvailableBytes)());
+        // Fail now, not hours into training: the memory a step needs against what the machine has left (less the shuffle
+        // buffer that streamed rows will fill, host memory wherever the network trains).
+        if (device.type == DeviceType.CPU || summary.Streamed)
+        {
+            long available = (AvailableMemory ?? MemoryEstimate.AvailableBytes)();
+            long step = device.type == DeviceType.CPU ? new MemoryEstimate(_options, shape).Bytes(train.MaxLength) : 0;
+            if (summary.Streamed && step <= available && step + bufferBytes > available)
+                throw _host.ExceptParam(nameof(_options.ShuffleBufferMegabytes),
+                    $"The training rows stream through a shuffle buffer of {nameof(AuxLstmClassifierOptions)}.{nameof(_options.ShuffleBufferMegabytes)} = {_options.ShuffleBufferMegabytes:N0} MiB, " +
+                    $"but with a training step's {step / (1024.0 * 1024):N0} MiB only about {Math.Max(0, available - step) / (1024.0 * 1024):N0} MiB are left for it: lower it.");
+            if (device.type == DeviceType.CPU)
+                new MemoryEstimate(_options, shape).ThrowIfTooLarge(train.MaxLength, summary.Streamed ? available - bufferBytes : available);
+        }
         if (_options.CheckpointFolder is { } folder)
             PrepareCheckpointFolder(folder, ch);
 

@@ -175,6 +175,27 @@ public class StreamedTrainingTests
         }
     }
 
+    [Fact]
+    public void AShuffleBufferThatWouldNotFitBesideATrainingStepIsNamedBeforeTraining()
+    {
+        var view = new GeneratedSequenceDataView(3_000, _ => 100); // 1.3 MiB: streams through a 1 MiB buffer
+        var ml = new MLContext(seed: 1);
+        var messages = new List<string>();
+        ml.Log += (_, e) => messages.Add(e.Message);
+        var options = Synthetic.TinyOptions(o => o.ShuffleBufferMegabytes = 1);
+        long step = new global::Microsoft.ML.AuxRnn.Training.MemoryEstimate(options, global::Microsoft.ML.AuxRnn.Model.NetworkShape.From(options, false, 0, 1, 2)).Bytes(100);
+        var estimator = ml.Transforms.AuxLstmClassifier(options);
+        estimator.AvailableMemory = () => step + (512 << 10); // the step fits, the step and the buffer do not
+
+        estimator.Invoking(e => e.Fit(view)).Should().Throw<ArgumentException>()
+            .Where(e => e.ParamName == "ShuffleBufferMegabytes").WithMessage("*ShuffleBufferMegabytes = 1 MiB*lower it*");
+        messages.Should().NotContain(m => m.Contains("Epoch 1/"), "it fails before training");
+
+        estimator.AvailableMemory = () => step + (3 << 20);
+        estimator.MaxBatches = 2;
+        estimator.Fit(view).TrainingHistory.Should().ContainSingle().Which.Batches.Should().Be(2, "with room for both it trains");
+    }
+
     /// <summary>A view that calls back each time a cursor over the sequences opens.</summary>
     private sealed class CursorCounting : IDataView
     {
