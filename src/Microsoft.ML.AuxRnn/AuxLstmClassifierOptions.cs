@@ -205,7 +205,10 @@ public sealed class AuxLstmClassifierOptions
     /// </summary>
     public ComputeDevice Device { get; set; } = ComputeDevice.Auto;
 
-    /// <summary>Optional held-out data with the same columns: each epoch is scored on it and the best epoch's weights are kept.</summary>
+    /// <summary>
+    /// Optional held-out data with the same columns: each epoch is scored on it and the best epoch's weights are kept.
+    /// It is read into memory whatever its size (<see cref="ShuffleBufferMegabytes"/> bounds the training rows only).
+    /// </summary>
     public IDataView? ValidationSet { get; set; }
 
     /// <summary>
