@@ -217,9 +217,10 @@ public sealed class AuxLstmClassifierOptions
     /// <c>Fit</c> makes one pass to check and count it (and the standardisation statistics), then every epoch reads it
     /// again through a fresh cursor into a shuffle buffer of this size, drawing each mini-batch's rows from the buffer
     /// at random (seeded per epoch from <see cref="Seed"/>). Memory then stays bounded by the buffer and the batch
-    /// whatever the number of rows, but the shuffle is local: rows more than about a buffer apart are not mixed, so
-    /// data sorted by label should be shuffled beforehand (or given a buffer that holds it). The data view must yield
-    /// the same rows in the same order on every cursor. <see cref="ValidationSet"/> is always held in memory.
+    /// whatever the number of rows, but the shuffle is local: a row never comes out more than a buffer's worth of rows
+    /// before its place in the data, so data sorted by label should be shuffled beforehand (or given a buffer that
+    /// holds it). The data view must yield the same rows in the same order on every cursor. <see cref="ValidationSet"/>
+    /// is always held in memory.
     /// </summary>
     public int ShuffleBufferMegabytes { get; set; } = 1024;
 

@@ -200,7 +200,7 @@ internal sealed class LabeledRowCursor : IDisposable
 /// </summary>
 /// <remarks>
 /// The buffer shuffles locally: a row can come out of it no earlier than about a buffer's worth of rows before its
-/// place in the data (rows far apart are not mixed), as with ML.NET's own shuffle pool. Every row is seen exactly once
+/// place in the data (early rows may linger and come out late), as with ML.NET's own shuffle pool. Every row is seen exactly once
 /// per epoch, and the order is drawn from a seed per epoch, so runs repeat and resume exactly as long as the
 /// <see cref="IDataView"/> yields the same rows in the same order on every cursor.
 /// </remarks>
