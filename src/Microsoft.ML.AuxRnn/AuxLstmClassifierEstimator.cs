@@ -12,8 +12,10 @@ namespace Microsoft.ML.AuxRnn;
 /// <summary>
 /// Trains an LSTM classifier for long sequences with the auxiliary losses of Trinh et al. (ICML 2018):
 /// <c>mlContext.Transforms.AuxLstmClassifier(...)</c>. Fit reads the sequence column (a vector of Single or of
-/// keys) and the key label column into memory, trains with TorchSharp, and returns an
-/// <see cref="AuxLstmClassifierTransformer"/> that adds PredictedLabel and Score.
+/// keys) and the key label column through cursors: into memory when the rows fit
+/// <see cref="AuxLstmClassifierOptions.ShuffleBufferMegabytes"/>, else once per epoch through a shuffle buffer of
+/// that size. It trains with TorchSharp and returns an <see cref="AuxLstmClassifierTransformer"/> that adds
+/// PredictedLabel and Score.
 /// </summary>
 public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTransformer>
 {
@@ -35,7 +37,9 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
 
     /// <summary>
     /// Trains on <paramref name="input"/>. Rows with a missing label (key 0) are skipped; every other row's
-    /// sequence must be non-empty and finite. Progress (epoch, losses, accuracy, time) goes to <c>MLContext.Log</c>.
+    /// sequence must be non-empty and finite. Rows that take more than
+    /// <see cref="AuxLstmClassifierOptions.ShuffleBufferMegabytes"/> are not held in memory: a first pass checks and
+    /// counts them, and every epoch reads them again (so <paramref name="input"/> must yield the same rows each time). Progress (epoch, losses, accuracy, time) goes to <c>MLContext.Log</c>.
     /// </summary>
     public AuxLstmClassifierTransformer Fit(IDataView input)
     {
@@ -52,8 +56,10 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
         // Semi-supervised: with an auxiliary loss, rows whose label is missing (key 0) train it (in pre-training and in
         // joint training) and are left out of the supervised loss; without one they have nothing to train and are skipped.
         bool keepUnlabeled = _options.AuxiliaryLoss != AuxiliaryLoss.None;
-        var train = SequenceColumnReader.ReadLabeled(_host, input, sequence, inputType, label, out long unlabeled, keepUnlabeled);
-        long labeled = train.Count - (keepUnlabeled ? unlabeled : 0);
+        // One pass over the data: rows that fit the shuffle buffer stay in memory; more than that stream every epoch.
+        long bufferBytes = (long)_options.ShuffleBufferMegabytes << 20;
+        var train = SequenceColumnReader.ReadForTraining(_host, input, sequence, inputType, label, keepUnlabeled, bufferBytes, out var summary);
+        long unlabeled = summary.Unlabeled, labeled = summary.Labeled;
         if (labeled == 0)
             throw _host.Except($"There are no rows to train the classifier on: the data is empty or every label in column '{label.Name}' is missing" +
                 (unlabeled > 0 ? $" ({unlabeled:N0} unlabeled rows can train the auxiliary loss, but a classifier needs labeled rows)." : "."));
@@ -64,7 +70,7 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
             else
                 ch.Warning($"Skipped {unlabeled:N0} rows whose label '{label.Name}' is missing (with {nameof(AuxLstmClassifierOptions.AuxiliaryLoss)} = None they have nothing to train).");
         }
-        int classesSeen = train.Labels.Where(l => l >= 0).Distinct().Count();
+        int classesSeen = summary.ClassesSeen;
         if (classesSeen < 2)
             throw _host.ExceptParam(nameof(_options.LabelColumnName),
                 $"Label column '{label.Name}' has a single class in the {labeled:N0} labeled training rows; a classifier needs at least two.");
@@ -91,14 +97,27 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
         var shape = NetworkShape.From(_options, inputType.Discrete, inputType.Vocabulary, inputType.NetworkStepSize, labels.ClassCount);
         ch.Info($"AuxLstmClassifier: {train.Count:N0} rows ({labeled:N0} labeled, {train.Count - labeled:N0} unlabeled; {classesSeen} of {labels.ClassCount} classes seen), up to {train.MaxLength:N0} steps, " +
                 $"input {inputType.Describe()}, auxiliary loss {_options.AuxiliaryLoss}, device {device.type}, seed {seed}.");
+        if (summary.Streamed)
+            ch.Info($"The training rows take {summary.Bytes / (1024.0 * 1024):N0} MiB, more than {nameof(AuxLstmClassifierOptions.ShuffleBufferMegabytes)} = {_options.ShuffleBufferMegabytes:N0}: " +
+                "each epoch streams them from the data view through a shuffle buffer of that size.");
 
-        // Fail now, not hours into training: the memory a step needs against what the machine has left.
-        if (device.type == DeviceType.CPU)
-            new MemoryEstimate(_options, shape).ThrowIfTooLarge(train.MaxLength, (AvailableMemory ?? MemoryEstimate.AvailableBytes)());
+        // Fail now, not hours into training: the memory a step needs against what the machine has left (less the shuffle
+        // buffer that streamed rows will fill, host memory wherever the network trains).
+        if (device.type == DeviceType.CPU || summary.Streamed)
+        {
+            long available = (AvailableMemory ?? MemoryEstimate.AvailableBytes)();
+            long step = device.type == DeviceType.CPU ? new MemoryEstimate(_options, shape).Bytes(train.MaxLength) : 0;
+            if (summary.Streamed && step <= available && step + bufferBytes > available)
+                throw _host.ExceptParam(nameof(_options.ShuffleBufferMegabytes),
+                    $"The training rows stream through a shuffle buffer of {nameof(AuxLstmClassifierOptions)}.{nameof(_options.ShuffleBufferMegabytes)} = {_options.ShuffleBufferMegabytes:N0} MiB, " +
+                    $"but with a training step's {step / (1024.0 * 1024):N0} MiB only about {Math.Max(0, available - step) / (1024.0 * 1024):N0} MiB are left for it: lower it.");
+            if (device.type == DeviceType.CPU)
+                new MemoryEstimate(_options, shape).ThrowIfTooLarge(train.MaxLength, summary.Streamed ? available - bufferBytes : available);
+        }
         if (_options.CheckpointFolder is { } folder)
             PrepareCheckpointFolder(folder, ch);
 
-        var result = new AuxLstmTrainer(_host, _options, seed).Train(train, validation, shape, device);
+        var result = new AuxLstmTrainer(_host, _options, seed) { MaxBatches = MaxBatches }.Train(train, validation, shape, device);
         if (!AuxLstmClassifierTransformer.AllFinite(result.Network))
         {
             // The loss and the gradient norm are checked at every step; only the very last update can go unnoticed.
@@ -112,6 +131,9 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
 
     /// <summary>What <see cref="Fit"/> takes as the memory available for training; null: the machine's (tests inject small figures).</summary>
     internal Func<long>? AvailableMemory { get; set; }
+
+    /// <summary>Stops training after this many mini-batches in all; null: no cap (tests and benchmarks that compare runs step for step).</summary>
+    internal long? MaxBatches { get; set; }
 
     /// <summary>Creates the checkpoint folder before training, so that a bad path fails now rather than after the first epoch.</summary>
     private void PrepareCheckpointFolder(string folder, IChannel ch)

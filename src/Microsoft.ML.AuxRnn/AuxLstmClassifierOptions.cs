@@ -205,8 +205,24 @@ public sealed class AuxLstmClassifierOptions
     /// </summary>
     public ComputeDevice Device { get; set; } = ComputeDevice.Auto;
 
-    /// <summary>Optional held-out data with the same columns: each epoch is scored on it and the best epoch's weights are kept.</summary>
+    /// <summary>
+    /// Optional held-out data with the same columns: each epoch is scored on it and the best epoch's weights are kept.
+    /// It is read into memory whatever its size (<see cref="ShuffleBufferMegabytes"/> bounds the training rows only).
+    /// </summary>
     public IDataView? ValidationSet { get; set; }
+
+    /// <summary>
+    /// Memory, in MiB, for the training rows (4 bytes per value or token, plus 48 per row). Default 1,024. Training data
+    /// that fits is read into memory once and shuffled as a whole every epoch. Larger data is not materialised:
+    /// <c>Fit</c> makes one pass to check and count it (and the standardisation statistics), then every epoch reads it
+    /// again through a fresh cursor into a shuffle buffer of this size, drawing each mini-batch's rows from the buffer
+    /// at random (seeded per epoch from <see cref="Seed"/>). Memory then stays bounded by the buffer and the batch
+    /// whatever the number of rows, but the shuffle is local: a row never comes out more than a buffer's worth of rows
+    /// before its place in the data, so data sorted by label should be shuffled beforehand (or given a buffer that
+    /// holds it). The data view must yield the same rows in the same order on every cursor. <see cref="ValidationSet"/>
+    /// is always held in memory.
+    /// </summary>
+    public int ShuffleBufferMegabytes { get; set; } = 1024;
 
     /// <summary>Rows scored together by <c>Transform</c>. Default 256.</summary>
     public int ScoringBatchSize { get; set; } = 256;
@@ -240,7 +256,8 @@ public sealed class AuxLstmClassifierOptions
     /// <summary>
     /// Optional folder for per-epoch checkpoints; a later Fit given the same folder, data and options resumes from the
     /// last one. Each training set keeps its own checkpoint in a sub-folder named after a hash of its rows
-    /// (<c>data-&lt;hash&gt;/checkpoint.bin</c>), so the folds of <c>CrossValidate</c> can share the folder.
+    /// (<c>data-&lt;hash&gt;/checkpoint.bin</c>), so the folds of <c>CrossValidate</c> can share the folder. With data
+    /// larger than <see cref="ShuffleBufferMegabytes"/> the hash costs two more passes over the data before training.
     /// </summary>
     public string? CheckpointFolder { get; set; }
 
@@ -299,6 +316,7 @@ public sealed class AuxLstmClassifierOptions
         Require(LearningRateHalvingEpochs >= 0, nameof(LearningRateHalvingEpochs), LearningRateHalvingEpochs, "must be at least 0");
         Require(GradientClipNorm >= 0 && double.IsFinite(GradientClipNorm), nameof(GradientClipNorm), GradientClipNorm, "must be 0 (off) or positive");
         Require(Enum.IsDefined(Device), nameof(Device), Device, "is not a defined value");
+        Require(ShuffleBufferMegabytes is >= 1 and <= MaxShuffleBufferMegabytes, nameof(ShuffleBufferMegabytes), ShuffleBufferMegabytes, "must be between 1 and 1,048,576 (MiB)");
         Require(ScoringBatchSize is >= 1 and <= MaxBatchSize, nameof(ScoringBatchSize), ScoringBatchSize, "must be between 1 and 1,048,576");
         Require(MaxTrainingTime is null || MaxTrainingTime > TimeSpan.Zero, nameof(MaxTrainingTime), MaxTrainingTime, "must be null or positive");
         Require(NumberOfThreads is null or (>= 1 and <= MaxThreads), nameof(NumberOfThreads), NumberOfThreads, "must be null or between 1 and 1,024");
@@ -309,6 +327,9 @@ public sealed class AuxLstmClassifierOptions
 
     /// <summary>Largest <see cref="BatchSize"/> and <see cref="ScoringBatchSize"/> (also what a loaded model may claim).</summary>
     internal const int MaxBatchSize = 1 << 20;
+
+    /// <summary>Largest <see cref="ShuffleBufferMegabytes"/> (1 TiB).</summary>
+    internal const int MaxShuffleBufferMegabytes = 1 << 20;
 
     /// <summary>Largest <see cref="SegmentsPerSequence"/>.</summary>
     internal const int MaxSegmentsPerSequence = 1024;

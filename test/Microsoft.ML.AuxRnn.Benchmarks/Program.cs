@@ -21,6 +21,13 @@ if (Array.IndexOf(args, "--ablation") is int ablation and >= 0)
     return;
 }
 
+if (Array.IndexOf(args, "--streaming") >= 0)
+{
+    // --streaming [--rows 10000,1000000] [--steps 1000] [--batches 200] [--batch-size 32] [--buffer-mb 40]: peak memory of streamed training
+    Streaming.Run(args, settings.Threads);
+    return;
+}
+
 string commit = Git("rev-parse --short HEAD");
 string machine = $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture}, torch threads {settings.Threads}";
 var report = new Report(settings.Output,

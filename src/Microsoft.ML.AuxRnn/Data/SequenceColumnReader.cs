@@ -127,6 +127,16 @@ internal sealed class SequenceRowReader
         new($"Row {_row.Position} of sequence column '{_column}' {what}.");
 }
 
+/// <summary>What <see cref="SequenceColumnReader.ReadForTraining"/>'s pass found.</summary>
+/// <param name="Rows">Rows that train (labeled, plus the unlabeled ones when kept).</param>
+/// <param name="Labeled">Rows with a label.</param>
+/// <param name="Unlabeled">Rows whose label is missing (key 0), kept or not.</param>
+/// <param name="ClassesSeen">Distinct labels among the labeled rows.</param>
+/// <param name="MaxLength">Steps of the longest row.</param>
+/// <param name="Bytes">What the rows would take in memory.</param>
+/// <param name="Streamed">Whether the rows stay in the data view and stream through the shuffle buffer every epoch.</param>
+internal sealed record TrainingRowsSummary(int Rows, long Labeled, long Unlabeled, int ClassesSeen, int MaxLength, long Bytes, bool Streamed);
+
 /// <summary>Turns an <see cref="IDataView"/> (sequence column and key label column) into an in-memory <see cref="SequenceDataset"/>.</summary>
 internal static class SequenceColumnReader
 {
@@ -139,26 +149,65 @@ internal static class SequenceColumnReader
         DataViewSchema.Column label, out long unlabeled, bool keepUnlabeled = false)
     {
         var dataset = type.NewDataset();
-        unlabeled = 0;
-        using var cursor = data.GetRowCursor(new[] { sequence, label });
-        var reader = new SequenceRowReader(cursor, sequence, type);
-        var labelGetter = LabelReader(cursor, label);
-        ulong classCount = ((KeyDataViewType)label.Type).Count;
-        while (cursor.MoveNext())
-        {
-            ulong key = labelGetter();
-            if (key == 0)
-            {
-                unlabeled++;
-                if (keepUnlabeled)
-                    reader.AddTo(dataset, -1);
-                continue;
-            }
-            if (key > classCount)
-                throw ectx.Except($"Row {cursor.Position} of label column '{label.Name}' has key {key}, beyond its key count {classCount}.");
-            reader.AddTo(dataset, checked((int)key - 1));
-        }
+        using var cursor = new LabeledRowCursor(ectx, data, sequence, type, label, keepUnlabeled);
+        while (cursor.MoveNext(out int key))
+            cursor.Reader!.AddTo(dataset, key);
+        unlabeled = cursor.Unlabeled;
         return dataset;
+    }
+
+    /// <summary>
+    /// The training rows, in one pass over the data: all in memory (a <see cref="SequenceDataset"/>, as
+    /// <see cref="ReadLabeled"/> reads them) when they take at most <paramref name="bufferBytes"/>, else a
+    /// <see cref="StreamedSequenceRows"/> that reads them again every epoch through a shuffle buffer of that size.
+    /// The pass checks every row (errors name the column and the row), counts the rows, the unlabeled ones and the
+    /// classes seen, finds the longest row and sums the standardisation statistics; it holds at most
+    /// <paramref name="bufferBytes"/> of rows.
+    /// </summary>
+    public static ITrainingRows ReadForTraining(IExceptionContext ectx, IDataView data, DataViewSchema.Column sequence, SequenceInputType type,
+        DataViewSchema.Column label, bool keepUnlabeled, long bufferBytes, out TrainingRowsSummary summary)
+    {
+        SequenceDataset? dataset = type.NewDataset();
+        var stats = type.Discrete ? null : new StandardizationStats(type.StepSize);
+        var seen = new bool[checked((int)((KeyDataViewType)label.Type).Count)];
+        long held = 0, rows = 0, labeled = 0, bytes = 0;
+        int maxLength = 0;
+        using var cursor = new LabeledRowCursor(ectx, data, sequence, type, label, keepUnlabeled);
+        while (cursor.MoveNext(out int key))
+        {
+            if (++rows > int.MaxValue)
+                throw ectx.Except($"The training data has more than {int.MaxValue:N0} rows to train on in column '{sequence.Name}'; split it.");
+            int length, items;
+            if (type.Discrete)
+            {
+                var tokens = cursor.Reader!.ReadTokens();
+                dataset?.AddTokens(tokens, key);
+                length = items = tokens.Length;
+            }
+            else
+            {
+                var values = cursor.Reader!.ReadValues();
+                stats!.Add(values);
+                dataset?.AddValues(values, key);
+                items = values.Length;
+                length = items / type.StepSize;
+            }
+            maxLength = Math.Max(maxLength, length);
+            if (key >= 0)
+            {
+                labeled++;
+                seen[key] = true;
+            }
+            long rowBytes = StreamedSequenceRows.RowBytes(items);
+            bytes += rowBytes;
+            held += rowBytes;
+            if (dataset is not null && held > bufferBytes)
+                dataset = null; // more than the buffer holds: the rows stay in the data view, streamed every epoch
+        }
+        summary = new TrainingRowsSummary((int)rows, labeled, cursor.Unlabeled, seen.Count(s => s), maxLength, bytes, dataset is null);
+        return dataset is not null
+            ? dataset
+            : new StreamedSequenceRows(ectx, data, sequence, type, label, keepUnlabeled, bufferBytes, (int)rows, maxLength, stats);
     }
 
     /// <summary>A getter of a key column's raw value as <see cref="ulong"/>, whatever its raw type.</summary>

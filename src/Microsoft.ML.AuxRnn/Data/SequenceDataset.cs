@@ -4,7 +4,7 @@ namespace Microsoft.ML.AuxRnn.Data;
 /// Sequences held in memory for training or scoring: each row is either tokens (discrete input) or
 /// <see cref="StepSize"/> float values per step (continuous input), with an optional 0-based label.
 /// </summary>
-internal sealed class SequenceDataset
+internal sealed class SequenceDataset : ITrainingRows
 {
     private readonly List<int[]>? _tokens;
     private readonly List<float[]>? _values;
@@ -57,28 +57,45 @@ internal sealed class SequenceDataset
     /// <summary>
     /// A short hash of the rows (labels and sequences, in order): two data sets with the same content have the same
     /// one. Checkpoints are kept per training set under it, so the folds of a cross-validation never share one.
+    /// <see cref="StreamedSequenceRows.ContentHash"/> gives the same hash for the same rows.
     /// </summary>
     public string ContentHash()
     {
-        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-        Span<byte> header = stackalloc byte[16];
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(header, IsDiscrete ? 1 : 0);
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(header[4..], Vocabulary);
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(header[8..], StepSize);
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(header[12..], Count);
-        hash.AppendData(header);
-        hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_labels)));
-        Span<byte> length = stackalloc byte[4];
+        using var hash = new SequenceContentHash(IsDiscrete, Vocabulary, StepSize, Count);
+        hash.AddLabels(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_labels));
         for (int row = 0; row < Count; row++)
         {
-            ReadOnlySpan<byte> bytes = IsDiscrete
-                ? System.Runtime.InteropServices.MemoryMarshal.AsBytes(_tokens![row].AsSpan())
-                : System.Runtime.InteropServices.MemoryMarshal.AsBytes(_values![row].AsSpan());
-            System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(length, bytes.Length);
-            hash.AppendData(length);
-            hash.AppendData(bytes);
+            if (IsDiscrete)
+                hash.AddRow(_tokens![row]);
+            else
+                hash.AddRow(_values![row]);
         }
-        return Convert.ToHexString(hash.GetHashAndReset(), 0, 8).ToLowerInvariant();
+        return hash.Finish();
+    }
+
+    /// <summary>The standardisation sums of the float sequences, row by row in order (null for tokens).</summary>
+    public StandardizationStats? Standardization()
+    {
+        if (IsDiscrete)
+            return null;
+        var stats = new StandardizationStats(StepSize);
+        for (int i = 0; i < Count; i++)
+            stats.Add(_values![i]);
+        return stats;
+    }
+
+    /// <summary>
+    /// One epoch's mini-batches: every row once, in an order shuffled with <paramref name="rng"/> (a whole permutation
+    /// drawn before the first batch). <paramref name="streamSeed"/> is not used: the rows are all in memory.
+    /// </summary>
+    public IEnumerable<SequenceBatch> Epoch(int batchSize, Random rng, long streamSeed)
+    {
+        var order = new int[Count];
+        for (int i = 0; i < order.Length; i++)
+            order[i] = i;
+        rng.Shuffle(order);
+        for (int start = 0; start < order.Length; start += batchSize)
+            yield return GetBatch(order.AsSpan(start, Math.Min(batchSize, order.Length - start)));
     }
 
     public int[] Tokens(int row) => _tokens![row];

@@ -110,35 +110,16 @@ internal sealed class AuxLstmNetwork : nn.Module
     /// Sets the standardisation of continuous inputs from the training data: each value of a step gets its mean and
     /// standard deviation over all real steps of all rows (a constant value gets scale 1).
     /// </summary>
-    public void SetStandardization(SequenceDataset data)
+    public void SetStandardization(SequenceDataset data) => SetStandardization(data.Standardization());
+
+    /// <summary>Sets the standardisation of continuous inputs from sums over the training data (nothing for tokens: null).</summary>
+    public void SetStandardization(StandardizationStats? stats)
     {
-        if (_inputMean is null || data.IsDiscrete)
+        if (_inputMean is null || stats is null)
             return;
-        int s = Shape.StepSize;
-        var sum = new double[s];
-        var squares = new double[s];
-        long steps = 0;
-        for (int i = 0; i < data.Count; i++)
-        {
-            var values = data.Values(i);
-            for (int k = 0; k < values.Length; k++)
-            {
-                double v = values[k];
-                sum[k % s] += v;
-                squares[k % s] += v * v;
-            }
-            steps += values.Length / s;
-        }
-        var mean = new float[s];
-        var scale = new float[s];
-        for (int k = 0; k < s; k++)
-        {
-            double m = steps == 0 ? 0 : sum[k] / steps;
-            double variance = steps == 0 ? 0 : Math.Max(0, squares[k] / steps - m * m);
-            double sd = Math.Sqrt(variance);
-            mean[k] = (float)m;
-            scale[k] = sd > 1e-6 * Math.Max(1, Math.Abs(m)) ? (float)sd : 1f;
-        }
+        if (stats.StepSize != Shape.StepSize)
+            throw new ArgumentException($"The statistics are of {stats.StepSize} values per step but the network reads {Shape.StepSize}.", nameof(stats));
+        var (mean, scale) = stats.MeanAndScale();
         using var noGrad = no_grad();
         using var meanTensor = tensor(mean);
         using var scaleTensor = tensor(scale);

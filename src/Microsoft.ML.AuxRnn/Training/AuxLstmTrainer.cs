@@ -63,6 +63,13 @@ internal sealed class AuxLstmTrainer
     internal bool StepwiseDecoder { get; set; }
 
     /// <summary>
+    /// Stops training after this many mini-batches in all (both phases, counted from the run's start, resumed or not),
+    /// as <see cref="AuxLstmClassifierOptions.MaxTrainingTime"/> does with time; null: no cap (tests and benchmarks
+    /// that compare runs over the same number of steps).
+    /// </summary>
+    internal long? MaxBatches { get; set; }
+
+    /// <summary>
     /// The modules a run with <paramref name="seed"/> starts from: the network, and the decoder when there is an
     /// auxiliary loss. Initialization draws from torch's global generator, seeded with <paramref name="seed"/> under
     /// <see cref="ProcessState.WithGlobalGenerator{T}"/>'s lock, and left in the state it was in.
@@ -85,11 +92,18 @@ internal sealed class AuxLstmTrainer
             }
         });
 
-    public TrainingResult Train(SequenceDataset train, SequenceDataset? validation, NetworkShape shape, Device device)
+    /// <summary>
+    /// Trains on <paramref name="train"/>: rows in memory (a <see cref="SequenceDataset"/>) or streamed from the data
+    /// view every epoch (<see cref="StreamedSequenceRows"/>, whose rows were checked as they were first read).
+    /// </summary>
+    public TrainingResult Train(ITrainingRows train, SequenceDataset? validation, NetworkShape shape, Device device)
     {
         _host.CheckValue(train, nameof(train));
         _host.CheckValue(shape, nameof(shape));
-        CheckData(train, shape, "training");
+        if (train is SequenceDataset inMemory)
+            CheckData(inMemory, shape, "training");
+        else
+            CheckKind(train, train.Count, shape, "training");
         if (validation is not null)
             CheckData(validation, shape, "validation");
         if (shape.AuxiliaryLoss != _options.AuxiliaryLoss)
@@ -101,7 +115,7 @@ internal sealed class AuxLstmTrainer
 
         var schedule = new TrainingSchedule(_options, (train.Count + _options.BatchSize - 1) / _options.BatchSize);
         var (network, decoder) = InitializeModules(shape, _seed, _options.DecoderLayers, _options.ForgetGateBias);
-        network.SetStandardization(train);
+        network.SetStandardization(train.Standardization());
         OptimizerHelper? optimizer = null;
         AuxLstmNetwork? best = null;
         var generator = new Generator((ulong)_seed, device);
@@ -135,9 +149,8 @@ internal sealed class AuxLstmTrainer
                 e.SetMetric(0, lossNow);
             });
 
-            var order = new int[train.Count];
             var budget = Stopwatch.StartNew();
-            bool outOfTime = false;
+            string? stopped = null;
             for (int epoch = progress.EpochsDone; epoch < schedule.TotalEpochs; epoch++)
             {
                 bool pretraining = schedule.IsPretraining(epoch);
@@ -147,11 +160,11 @@ internal sealed class AuxLstmTrainer
                 optimizerPretraining = pretraining;
 
                 // Every random source of an epoch is seeded from (seed, epoch): runs repeat exactly, and resume exactly.
+                // Rows in memory are shuffled with rng (a whole permutation, drawn before the first batch); streamed rows
+                // are drawn from their shuffle buffer with a stream of their own.
                 var rng = new Random((int)(TrainingSchedule.EpochSeed(_seed, epoch, 1) & int.MaxValue));
                 generator.manual_seed(TrainingSchedule.EpochSeed(_seed, epoch, 2));
-                for (int i = 0; i < order.Length; i++)
-                    order[i] = i;
-                rng.Shuffle(order);
+                using var epochBatches = train.Epoch(_options.BatchSize, rng, TrainingSchedule.EpochSeed(_seed, epoch, 3)).GetEnumerator();
 
                 network.train();
                 decoder?.train();
@@ -166,14 +179,20 @@ internal sealed class AuxLstmTrainer
                     _options.CancellationToken.ThrowIfCancellationRequested();
                     if (_options.MaxTrainingTime is { } limit && budget.Elapsed >= limit)
                     {
-                        outOfTime = true;
+                        stopped = $"Stopped after {budget.Elapsed.TotalSeconds:F0} s: {nameof(AuxLstmClassifierOptions.MaxTrainingTime)} reached.";
+                        break;
+                    }
+                    if (MaxBatches is { } cap && progress.GlobalStep >= cap)
+                    {
+                        stopped = $"Stopped after {progress.GlobalStep:N0} mini-batches, the cap of this run.";
                         break;
                     }
 
                     batchNow = b;
-                    int start = b * _options.BatchSize;
-                    int count = Math.Min(_options.BatchSize, order.Length - start);
-                    var batch = train.GetBatch(order.AsSpan(start, count));
+                    if (!epochBatches.MoveNext())
+                        throw new InvalidOperationException($"Epoch {epoch + 1} ended after {b} of {schedule.BatchesPerEpoch} mini-batches.");
+                    var batch = epochBatches.Current;
+                    int count = batch.Count;
                     var segments = sampler.Sample(batch.Lengths, rng);
                     lr = schedule.LearningRate(epoch, b);
                     sampling = schedule.SamplingProbability(progress.GlobalStep);
@@ -243,9 +262,9 @@ internal sealed class AuxLstmTrainer
                 if (checkpointFolder is not null)
                     TrainingCheckpoint.Save(checkpointFolder, fingerprint, progress, network, decoder, optimizer, optimizerPretraining, best);
                 EpochCompleted?.Invoke(report, network);
-                if (outOfTime)
+                if (stopped is not null)
                 {
-                    ch.Info($"Stopped after {budget.Elapsed.TotalSeconds:F0} s: {nameof(AuxLstmClassifierOptions.MaxTrainingTime)} reached.");
+                    ch.Info(stopped);
                     break;
                 }
             }
@@ -330,14 +349,19 @@ internal sealed class AuxLstmTrainer
         return labelled == 0 ? 0 : (double)correct / labelled;
     }
 
-    private void CheckData(SequenceDataset data, NetworkShape shape, string which)
+    private static void CheckKind(ITrainingRows data, int count, NetworkShape shape, string which)
     {
-        if (data.Count == 0)
+        if (count == 0)
             throw new InvalidOperationException($"The {which} data has no rows.");
         if (data.IsDiscrete != shape.Discrete)
             throw new ArgumentException($"The {which} data holds {(data.IsDiscrete ? "tokens" : "values")} but the network reads {(shape.Discrete ? "tokens" : "values")}.");
         if (!data.IsDiscrete && data.StepSize != shape.StepSize)
             throw new ArgumentException($"The {which} data has {data.StepSize} values per step but {nameof(AuxLstmClassifierOptions.StepSize)} is {shape.StepSize}.");
+    }
+
+    private void CheckData(SequenceDataset data, NetworkShape shape, string which)
+    {
+        CheckKind(data, data.Count, shape, which);
         for (int i = 0; i < data.Count; i++)
         {
             if (data.Length(i) < 1)
@@ -369,10 +393,10 @@ internal sealed class AuxLstmTrainer
     }
 
     /// <summary>The folder of the checkpoint of a run on <paramref name="train"/> under <see cref="AuxLstmClassifierOptions.CheckpointFolder"/>.</summary>
-    internal static string CheckpointFolderFor(string root, SequenceDataset train) => Path.Combine(root, "data-" + train.ContentHash());
+    internal static string CheckpointFolderFor(string root, ITrainingRows train) => Path.Combine(root, "data-" + train.ContentHash());
 
     /// <summary>What a checkpoint must match to be resumed: the data's size, the shape and every option that changes training but the epoch count.</summary>
-    private string Fingerprint(NetworkShape shape, SequenceDataset train)
+    private string Fingerprint(NetworkShape shape, ITrainingRows train)
     {
         var o = _options;
         return string.Create(CultureInfo.InvariantCulture,

@@ -84,6 +84,9 @@ public class OptionValidationTests
     [InlineData("GradientClipNorm", "Infinity")]
     [InlineData("Device", "9")]
     [InlineData("CpuTuning", "7")]
+    [InlineData("ShuffleBufferMegabytes", "0")]
+    [InlineData("ShuffleBufferMegabytes", "-1")]
+    [InlineData("ShuffleBufferMegabytes", "1048577")]
     [InlineData("ScoringBatchSize", "0")]
     [InlineData("ScoringBatchSize", "1048577")] // larger than a saved model may claim: it could not be loaded again
     [InlineData("NumberOfThreads", "0")]
@@ -135,7 +138,7 @@ public class OptionValidationTests
             TruncationLength = 0, AuxiliaryTruncationLength = null, SegmentLength = 2, SegmentsPerSequence = 1024, SpillPastAnchor = 1,
             DecoderLayers = 8, ScheduledSamplingProbability = 1, Epochs = 0, PretrainEpochs = 1, BatchSize = 1 << 20,
             LearningRate = double.Epsilon, GradientClipNorm = 0, ScoringBatchSize = 1 << 20, NumberOfThreads = 1024,
-            MaxTrainingTime = TimeSpan.FromTicks(1), CheckpointFolder = "relative/folder",
+            MaxTrainingTime = TimeSpan.FromTicks(1), CheckpointFolder = "relative/folder", ShuffleBufferMegabytes = 1 << 20,
         };
         ml.Transforms.AuxLstmClassifier(limits).Options.HiddenSize.Should().Be(65_536);
     }
