@@ -9,7 +9,7 @@ namespace Microsoft.ML.AuxRnn.Tests.Integration;
 /// <summary>
 /// A key-typed sequence column is read through a dense vocabulary of the keys that occur in the training rows
 /// (plus the missing key and one token for unseen keys): the embedding and the decoder's output layer follow the
-/// characters a text uses, not the 65,536 keys of <c>TokenizeIntoCharactersAsKeys</c>; the mapping is saved with the
+/// characters a text uses, not the 65,535 keys of <c>TokenizeIntoCharactersAsKeys</c>; the mapping is saved with the
 /// model and applied when scoring; models saved before it still load and score as they did.
 /// </summary>
 public sealed class KeyVocabularyTests : IDisposable
