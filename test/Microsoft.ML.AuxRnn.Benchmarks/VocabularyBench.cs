@@ -41,6 +41,15 @@ internal static class VocabularyBench
                 messages.Add(e.Message);
         };
 
+        // What the up-front memory check of this build says one step needs, for the column's key count + 1 tokens
+        // (the vocabulary before dense vocabularies) and for the characters the rows use (+ missing and unknown).
+        int classes = 14;
+        foreach (int tokens in new[] { 65_536, distinct + 2 })
+        {
+            long bytes = new Training.MemoryEstimate(options, Model.NetworkShape.From(options, true, tokens, 1, classes)).Bytes(longest);
+            Console.WriteLine($"memory estimate of a step, {tokens:N0} tokens: {bytes / (double)(1 << 20):F0} MiB");
+        }
+
         Measure.ResetPeak();
         double before = Measure.ResidentMiB();
         var watch = Stopwatch.StartNew();
