@@ -22,9 +22,15 @@ internal static class VocabularyBench
         var text = ml.Data.TakeRows(ml.Data.ShuffleRows(AuxRnnDatasets.LoadZhangCsv(ml, Path.Combine(dataRoot, "dbpedia", "train.csv")), seed: 1), trainRows);
         var chars = ml.Transforms.Text.TokenizeIntoCharactersAsKeys("Chars", "Text").Fit(text);
         var train = ml.Data.Cache(chars.Transform(text));
-        var keys = train.GetColumn<VBuffer<ushort>>("Chars").ToArray();
-        int distinct = keys.SelectMany(v => v.DenseValues()).Where(k => k != 0).Distinct().Count();
-        int longest = keys.Max(v => v.Length);
+        // Each row's buffer is read before the next (GetColumn may reuse one buffer for every row).
+        var used = new HashSet<ushort>();
+        int longest = 0;
+        foreach (var row in train.GetColumn<VBuffer<ushort>>("Chars"))
+        {
+            used.UnionWith(row.DenseValues().Where(k => k != 0));
+            longest = Math.Max(longest, row.Length);
+        }
+        int distinct = used.Count;
         var options = new AuxLstmClassifierOptions
         {
             SequenceColumnName = "Chars",
@@ -63,7 +69,7 @@ internal static class VocabularyBench
         Console.WriteLine(string.Join(" | ", new[]
         {
             $"commit {Git("rev-parse --short HEAD")}",
-            $"{trainRows} documents, {distinct} distinct characters, longest {longest} steps",
+            $"{trainRows} documents, {distinct} distinct keys (characters and the tokenizer's 2 markers), longest {longest} steps",
             $"batch {batch}, segment 100, {epochs} epoch(s), {threads} threads",
             $"epoch 1: {F(epoch.Elapsed.TotalSeconds)} s ({F(epoch.Elapsed.TotalSeconds / epoch.Batches)} s per batch)",
             $"Fit {F(fitSeconds)} s",
