@@ -212,6 +212,38 @@ public sealed class KeyVocabularyTests : IDisposable
         }
     }
 
+    [Fact]
+    public void AKeyModelFileWrittenByTheVersionBeforeKeyVocabulariesScoresAsItDidThen()
+    {
+        // test/Fixtures/models: a model trained and saved by commit 4bf0f28 (model version 0x00010003, key k as token k,
+        // 1,001 tokens for a column of 1,000 keys) and the scores that version gave the rows beside it.
+        string path = TestData.Path("models", "keys-v00010003.zip");
+        var rows = File.ReadAllLines(TestData.Path("models", "keys-v00010003-scores.csv")).Skip(1).Select(line => line.Split(',')).Select(f => (
+            Row: new TokenRow { Label = f[0], Tokens = f[1].Split(' ').Select(uint.Parse).ToArray() },
+            Score: new[] { float.Parse(f[2], System.Globalization.CultureInfo.InvariantCulture), float.Parse(f[3], System.Globalization.CultureInfo.InvariantCulture) })).ToArray();
+        rows.Should().HaveCount(16);
+
+        var ml = new MLContext(seed: 3);
+        var model = ml.Model.Load(path, out _);
+        try
+        {
+            var classifier = Classifier(model);
+            classifier.InputType.KeyMap.Should().BeNull();
+            classifier.Shape.Vocabulary.Should().Be(1001);
+            var scored = model.Transform(ml.Data.LoadFromEnumerable(rows.Select(r => r.Row))).GetColumn<float[]>("Score").ToArray();
+            var engine = ml.Model.CreatePredictionEngine<TokenRow, Scores>(model);
+            for (int i = 0; i < rows.Length; i++)
+            {
+                scored[i].Should().Equal(rows[i].Score, (a, b) => Math.Abs(a - b) <= 1e-5f, $"row {i}");
+                engine.Predict(rows[i].Row).Score.Should().Equal(rows[i].Score, (a, b) => Math.Abs(a - b) <= 1e-5f, $"row {i}");
+            }
+        }
+        finally
+        {
+            Dispose(model);
+        }
+    }
+
     /// <summary>The classifier's model stream as version 0x00010001 wrote it: without the embedding column's id, the "no vocabulary" marker and the checksum trailer.</summary>
     private static byte[] AsVersion00010001(byte[] key)
     {
