@@ -70,6 +70,17 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
             else
                 ch.Warning($"Skipped {unlabeled:N0} rows whose label '{label.Name}' is missing (with {nameof(AuxLstmClassifierOptions.AuxiliaryLoss)} = None they have nothing to train).");
         }
+        if (inputType.Kind == SequenceInputKind.Keys && MapKeysToVocabulary && train is SequenceDataset inMemory)
+        {
+            // The vocabulary follows the keys the training rows use, not the column's key count (65,536 for characters):
+            // the embedding and the decoder's output layer get one row per key seen, plus the missing key and unseen keys.
+            // Rows streamed through the shuffle buffer (larger than ShuffleBufferMegabytes) keep the raw keys.
+            var vocabulary = KeyVocabulary.FromRawKeys(inMemory, inputType.KeyCount);
+            inputType = inputType with { KeyMap = vocabulary };
+            train = inMemory.MapKeys(vocabulary);
+            ch.Info($"Sequence column '{sequence.Name}': {vocabulary.Keys.Count:N0} of its {inputType.KeyCount:N0} keys occur in the training rows; " +
+                    $"vocabulary of {vocabulary.Size:N0} tokens (those keys, the missing key and one token for keys unseen in training).");
+        }
         int classesSeen = summary.ClassesSeen;
         if (classesSeen < 2)
             throw _host.ExceptParam(nameof(_options.LabelColumnName),
@@ -128,6 +139,12 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
         }
         return new AuxLstmClassifierTransformer(_host, _options, inputType, labels, result.Network, device, _options.Device, result.Epochs);
     }
+
+    /// <summary>
+    /// Whether Fit maps a key column's training keys to a dense <see cref="KeyVocabulary"/> (always, but in tests that
+    /// make a model the way versions before it did: key k as token k, a vocabulary of the key count + 1).
+    /// </summary>
+    internal bool MapKeysToVocabulary { get; set; } = true;
 
     /// <summary>What <see cref="Fit"/> takes as the memory available for training; null: the machine's (tests inject small figures).</summary>
     internal Func<long>? AvailableMemory { get; set; }

@@ -98,7 +98,8 @@ public sealed class AuxLstmClassifierOptions
     /// <summary>
     /// 0 (default): float values are continuous and projected linearly to <see cref="EmbeddingSize"/>.
     /// N &gt; 0: float values are integer levels 0..N−1 embedded as tokens (256 for pixel intensities, as in the
-    /// paper); needs <see cref="StepSize"/> = 1. Ignored for key-typed sequences, whose key count is the vocabulary.
+    /// paper); needs <see cref="StepSize"/> = 1. Ignored for key-typed sequences, whose vocabulary is the keys that
+    /// occur in the training rows (plus the missing key and one token for keys unseen in training).
     /// </summary>
     public int InputLevels { get; set; }
 

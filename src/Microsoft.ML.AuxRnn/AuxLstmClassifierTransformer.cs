@@ -54,12 +54,16 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
     /// <summary>The first model version that records the embedding column (<see cref="EmbeddingColumnName"/>).</summary>
     private const uint VersionWithEmbedding = 0x00010003;
 
+    /// <summary>The first model version that maps a key column through a dense <see cref="KeyVocabulary"/> of the training keys.</summary>
+    private const uint VersionWithKeyVocabulary = 0x00010004;
+
     private static VersionInfo GetVersionInfo() => new(
         modelSignature: ModelSignature,
         // verWrittenCur: 0x00010001, // initial
         // verWrittenCur: 0x00010002, // SHA-256 trailer: weights length and hash, settings hash
-        verWrittenCur: 0x00010003, // embedding column name
-        verReadableCur: 0x00010003,
+        // verWrittenCur: 0x00010003, // embedding column name
+        verWrittenCur: 0x00010004, // key vocabulary (key input)
+        verReadableCur: 0x00010004,
         verWeCanReadBack: 0x00010001,
         loaderSignature: LoaderSignature,
         loaderAssemblyName: typeof(AuxLstmClassifierTransformer).Assembly.FullName);
@@ -366,6 +370,7 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         // NetworkShape
         // LabelKeys: key raw size, key count, value type code, values
         // (since 0x00010003) int: id of the embedding column name, or -1 for none
+        // (since 0x00010004, key input only) KeyVocabulary: int number of training keys N (-1: none, key k is token k), N ulong keys ascending
         // (since 0x00010002) long: length of the weights stream
         // (since 0x00010002) byte[32]: SHA-256 of the weights stream
         // (since 0x00010002) byte[32]: SHA-256 of all of the above and the string table (ModelIntegrity)
@@ -381,6 +386,13 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
         Shape.Write(ctx.Writer);
         Labels.Save(ctx);
         ctx.SaveStringOrNull(EmbeddingColumnName);
+        if (InputType.Kind == SequenceInputKind.Keys)
+        {
+            if (InputType.KeyMap is { } keyMap)
+                keyMap.Write(ctx.Writer);
+            else
+                KeyVocabulary.WriteNone(ctx.Writer); // a model loaded from a file written before key vocabularies
+        }
 
         byte[] weights;
         lock (_gate)
@@ -517,7 +529,7 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
 
         var inputType = SequenceInputType.Read(ctx.Reader);
         var shape = NetworkShape.Read(ctx.Reader);
-        if (shape.Discrete != inputType.Discrete || shape.Vocabulary != inputType.Vocabulary || shape.StepSize != inputType.NetworkStepSize)
+        if (shape.Discrete != inputType.Discrete || shape.StepSize != inputType.NetworkStepSize)
             throw new InvalidDataException("The model's network shape does not match its sequence input type; the file is corrupt.");
         var labels = LabelKeys.Load(ctx, shape.ClassCount);
         if (ctx.Header.ModelVerWritten >= VersionWithEmbedding)
@@ -527,6 +539,11 @@ public sealed class AuxLstmClassifierTransformer : RowToRowTransformerBase, ITra
                 || embedding == options.PredictedLabelColumnName || embedding == options.ScoreColumnName))
                 throw new InvalidDataException($"The model's embedding column name '{embedding}' is invalid; the file is corrupt.");
         }
+        // Files written before key vocabularies (and keyed models re-saved from them) read key k as token k.
+        if (ctx.Header.ModelVerWritten >= VersionWithKeyVocabulary && inputType.Kind == SequenceInputKind.Keys)
+            inputType = inputType with { KeyMap = KeyVocabulary.ReadOrNull(ctx.Reader, inputType.KeyCount) };
+        if (shape.Vocabulary != inputType.Vocabulary)
+            throw new InvalidDataException($"The model's network shape ({shape.Vocabulary:N0} tokens) does not match its sequence input type ({inputType.Vocabulary:N0} tokens); the file is corrupt.");
         return (options, computeDevice, inputType, shape, labels);
     }
 

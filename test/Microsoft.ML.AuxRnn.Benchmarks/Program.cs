@@ -28,6 +28,14 @@ if (Array.IndexOf(args, "--streaming") >= 0)
     return;
 }
 
+if (Array.IndexOf(args, "--vocabulary") is int vocabulary and >= 0)
+{
+    // --vocabulary DATA_ROOT [--train-rows N] [--epochs E] [--batch B] [--threads T]: issue #10's measurement
+    string Arg(string name, string fallback) => Array.IndexOf(args, name) is int i and >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+    VocabularyBench.Run(args[vocabulary + 1], settings.TrainRows, int.Parse(Arg("--epochs", "1")), int.Parse(Arg("--batch", "32")), settings.Threads);
+    return;
+}
+
 string commit = Git("rev-parse --short HEAD");
 string machine = $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture}, torch threads {settings.Threads}";
 var report = new Report(settings.Output,

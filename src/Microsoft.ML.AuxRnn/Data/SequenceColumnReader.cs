@@ -117,10 +117,11 @@ internal sealed class SequenceRowReader
 
     private int Token(ulong key, ulong count, int index)
     {
-        // Key value k (1..count) is token k; 0, the missing key, is token 0. Larger values break the key type's contract.
+        // Larger values than the key count break the key type's contract.
         if (key > count)
             throw Error($"has key {key} at index {index}, beyond its key count {count}");
-        return (int)key;
+        // Through the model's vocabulary (unseen keys → its unknown token); without one key value k is token k, 0 (missing) token 0.
+        return _type.KeyMap is { } map ? map.Map(key) : (int)key;
     }
 
     private InvalidOperationException Error(string what) =>

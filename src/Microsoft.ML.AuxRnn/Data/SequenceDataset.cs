@@ -10,9 +10,10 @@ internal sealed class SequenceDataset : ITrainingRows
     private readonly List<float[]>? _values;
     private readonly List<int> _labels = new();
 
-    private SequenceDataset(bool discrete, int vocabulary, int stepSize)
+    private SequenceDataset(bool discrete, int vocabulary, int stepSize, KeyVocabulary? keyMap = null)
     {
         IsDiscrete = discrete;
+        KeyMap = keyMap;
         Vocabulary = vocabulary;
         StepSize = stepSize;
         if (discrete)
@@ -21,13 +22,38 @@ internal sealed class SequenceDataset : ITrainingRows
             _values = new List<float[]>();
     }
 
-    /// <summary>An empty set of token sequences over a vocabulary of <paramref name="vocabulary"/> tokens.</summary>
-    public static SequenceDataset Discrete(int vocabulary) => new(true, vocabulary, 1);
+    /// <summary>An empty set of token sequences over a vocabulary of <paramref name="vocabulary"/> tokens (keys mapped by <paramref name="keyMap"/>, when given).</summary>
+    public static SequenceDataset Discrete(int vocabulary, KeyVocabulary? keyMap = null) =>
+        keyMap is not null && keyMap.Size != vocabulary
+            ? throw new ArgumentException($"The key vocabulary has {keyMap.Size} tokens, not {vocabulary}.", nameof(keyMap))
+            : new(true, vocabulary, 1, keyMap);
 
     /// <summary>An empty set of float sequences of <paramref name="stepSize"/> values per step.</summary>
     public static SequenceDataset Continuous(int stepSize) => new(false, 0, stepSize);
 
     public bool IsDiscrete { get; }
+
+    /// <summary>The vocabulary the rows' keys were mapped through (key input), or null (raw key values, levels or values).</summary>
+    public KeyVocabulary? KeyMap { get; }
+
+    /// <summary>
+    /// This data set read as raw key values (key k as token k), its tokens mapped through <paramref name="map"/>:
+    /// a new data set over the same rows and labels (the token arrays are mapped in place, so this one must not be used after).
+    /// </summary>
+    public SequenceDataset MapKeys(KeyVocabulary map)
+    {
+        if (!IsDiscrete || KeyMap is not null)
+            throw new InvalidOperationException("Only a data set of raw key values can be mapped to a key vocabulary.");
+        var mapped = new SequenceDataset(true, map.Size, 1, map);
+        for (int row = 0; row < Count; row++)
+        {
+            int[] tokens = _tokens![row];
+            for (int t = 0; t < tokens.Length; t++)
+                tokens[t] = map.Map((ulong)tokens[t]);
+            mapped.AddTokens(tokens, _labels[row]);
+        }
+        return mapped;
+    }
 
     /// <summary>Number of distinct tokens (discrete input only).</summary>
     public int Vocabulary { get; }
@@ -63,6 +89,11 @@ internal sealed class SequenceDataset : ITrainingRows
     {
         using var hash = new SequenceContentHash(IsDiscrete, Vocabulary, StepSize, Count);
         hash.AddLabels(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_labels));
+        if (KeyMap is { } map)
+        {
+            // Two texts of other characters can have the same dense tokens: the keys behind them tell the runs apart.
+            hash.AddKeys(map.Keys.ToArray());
+        }
         for (int row = 0; row < Count; row++)
         {
             if (IsDiscrete)

@@ -12,7 +12,11 @@ internal enum SequenceInputKind
     /// <summary>A vector of <see cref="float"/> holding integer levels 0..Levels−1, each one token.</summary>
     Levels = 1,
 
-    /// <summary>A vector of keys, each one token (key value k → token k; 0, the missing key, is token 0).</summary>
+    /// <summary>
+    /// A vector of keys, each one token: through the model's <see cref="KeyVocabulary"/> (the keys seen in training,
+    /// plus the missing key 0 and one token for unseen keys), or, in models saved before dense vocabularies, key
+    /// value k → token k (0, the missing key, being token 0).
+    /// </summary>
     Keys = 2,
 }
 
@@ -31,12 +35,19 @@ internal sealed record SequenceInputType(SequenceInputKind Kind, int StepSize, i
     public bool Discrete => Kind != SequenceInputKind.Continuous;
 
     /// <summary>
-    /// Tokens the embedding needs: the key count + 1 for keys (key value k is token k, 0 being the missing key),
-    /// the number of levels for levels, 0 for continuous input.
+    /// Keys only: the dense vocabulary of the keys seen in training, which maps keys to tokens. Null while Fit reads
+    /// the training rows (their tokens are then the raw key values) and in models saved before dense vocabularies.
+    /// Not part of <see cref="Write"/>: the model saves it after its other settings.
+    /// </summary>
+    public KeyVocabulary? KeyMap { get; init; }
+
+    /// <summary>
+    /// Tokens the embedding needs: for keys the <see cref="KeyMap"/>'s size, or without one the key count + 1 (key
+    /// value k is token k, 0 being the missing key); the number of levels for levels; 0 for continuous input.
     /// </summary>
     public int Vocabulary => Kind switch
     {
-        SequenceInputKind.Keys => checked((int)KeyCount + 1),
+        SequenceInputKind.Keys => KeyMap?.Size ?? checked((int)KeyCount + 1),
         SequenceInputKind.Levels => Levels,
         _ => 0,
     };
@@ -44,7 +55,7 @@ internal sealed record SequenceInputType(SequenceInputKind Kind, int StepSize, i
     /// <summary>Values per step the network reads: 1 for tokens.</summary>
     public int NetworkStepSize => Discrete ? 1 : StepSize;
 
-    public SequenceDataset NewDataset() => Discrete ? SequenceDataset.Discrete(Vocabulary) : SequenceDataset.Continuous(StepSize);
+    public SequenceDataset NewDataset() => Discrete ? SequenceDataset.Discrete(Vocabulary, KeyMap) : SequenceDataset.Continuous(StepSize);
 
     /// <summary>What a compatible column looks like, for error messages.</summary>
     public string Describe()

@@ -32,6 +32,12 @@ internal interface ITrainingRows
     StandardizationStats? Standardization();
 
     /// <summary>
+    /// The dense vocabulary the rows' keys were mapped to (rows held in memory, key columns), or null: tokens are the
+    /// column's raw keys (streamed rows keep them; see <see cref="KeyVocabulary"/>).
+    /// </summary>
+    KeyVocabulary? KeyMap { get; }
+
+    /// <summary>
     /// One epoch: every row exactly once, in mini-batches of <paramref name="batchSize"/> rows (the last one may be
     /// smaller), in an order drawn from <paramref name="rng"/> (in memory) or from <paramref name="streamSeed"/> (streamed).
     /// </summary>
@@ -107,6 +113,9 @@ internal sealed class SequenceContentHash : IDisposable
     }
 
     public void AddLabels(ReadOnlySpan<int> labels) => _hash.AppendData(MemoryMarshal.AsBytes(labels));
+
+    /// <summary>The raw keys behind a dense key vocabulary (<see cref="KeyVocabulary.Keys"/>), in order.</summary>
+    public void AddKeys(ReadOnlySpan<ulong> keys) => _hash.AppendData(MemoryMarshal.AsBytes(keys));
 
     public void AddLabel(int label)
     {
@@ -234,6 +243,9 @@ internal sealed class StreamedSequenceRows : ITrainingRows
     }
 
     public bool IsDiscrete => _type.Discrete;
+
+    /// <summary>Streamed rows keep the column's raw keys as tokens (building a dense vocabulary would need another pass).</summary>
+    public KeyVocabulary? KeyMap => null;
 
     public int StepSize => _type.NetworkStepSize;
 

@@ -13,7 +13,9 @@ namespace Microsoft.ML.AuxRnn.Export;
 /// The graph, for a sequence column X of B rows (ONNX Runtime and ML.NET's <c>ApplyOnnxModel</c> score one row
 /// at a time when the column has a variable size; rows of a known size can be batched):
 /// <list type="number">
-/// <item>input encoder: tokens (keys, or float levels) → Cast int64 → <c>Gather</c> from the embedding table;
+/// <item>input encoder: tokens (keys, or float levels) → Cast int64 → for keys, <c>Gather</c> from the model's key →
+/// token lookup table (its <see cref="KeyVocabulary"/>: an int64 initializer of key count + 1 entries, unseen keys → the
+/// unknown token) → <c>Gather</c> from the embedding table;
 /// values → Reshape (B, T, StepSize) → <c>Sub</c> mean, <c>Div</c> scale (the standardisation saved with the model)
 /// → <c>MatMul</c> + <c>Add</c> (the linear projection);</item>
 /// <item>Transpose to (T, B, E) and the ONNX <c>LSTM</c> operator, its weights re-ordered from PyTorch's gate
@@ -55,6 +57,14 @@ internal static class AuxLstmOnnxExporter
             string tokens = Temp("Tokens");
             var cast = ctx.CreateNode("Cast", new[] { x }, new[] { tokens }, ctx.GetNodeName(prefix + "Cast"), "");
             cast.AddAttribute("to", typeof(long));
+            if (input.KeyMap is { } keyMap)
+            {
+                // Keys → dense tokens, as SequenceRowReader maps them when ML.NET scores.
+                long[] lookup = keyMap.LookupTable();
+                string mapped = Temp("DenseTokens");
+                Gather(ctx, prefix, Longs("KeyToToken", lookup, lookup.Length), tokens, mapped);
+                tokens = mapped;
+            }
             string table = Floats("EmbeddingTable", w.Embedding, shape.Vocabulary, e);
             encoded = Temp("Embedded");
             var gather = ctx.CreateNode("Gather", new[] { table, tokens }, new[] { encoded }, ctx.GetNodeName(prefix + "Gather"), "");

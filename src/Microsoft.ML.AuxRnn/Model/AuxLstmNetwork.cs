@@ -66,6 +66,16 @@ internal sealed class AuxLstmNetwork : nn.Module
         }
     }
 
+    /// <summary>Sets the embedding's row of <paramref name="token"/> to zeros (tokens only): an input that carries no information.</summary>
+    public void ZeroEmbeddingRow(int token)
+    {
+        if (_embedding is null)
+            throw new InvalidOperationException("The network reads values, not tokens.");
+        using var noGrad = no_grad();
+        using var row = _embedding.weight!.narrow(0, token, 1);
+        row.zero_();
+    }
+
     /// <summary>The embedding table (V, E) or the projection's weight (E, S): its gradient shows which steps a loss reached.</summary>
     internal Parameter EncoderWeight => (_embedding?.weight ?? _projection!.weight)!;
 

@@ -116,6 +116,8 @@ internal sealed class AuxLstmTrainer
         var schedule = new TrainingSchedule(_options, (train.Count + _options.BatchSize - 1) / _options.BatchSize);
         var (network, decoder) = InitializeModules(shape, _seed, _options.DecoderLayers, _options.ForgetGateBias);
         network.SetStandardization(train.Standardization());
+        if (train.KeyMap is not null)
+            network.ZeroEmbeddingRow(KeyVocabulary.Unknown); // unseen keys carry no information (see KeyVocabulary)
         OptimizerHelper? optimizer = null;
         AuxLstmNetwork? best = null;
         var generator = new Generator((ulong)_seed, device);
@@ -399,8 +401,9 @@ internal sealed class AuxLstmTrainer
     private string Fingerprint(NetworkShape shape, ITrainingRows train)
     {
         var o = _options;
+        string keys = train.KeyMap is { } map ? $"; {map.Keys.Count} keys of {map.KeyCount}" : "";
         return string.Create(CultureInfo.InvariantCulture,
-            $"{shape}; seed {_seed}; rows {train.Count}; truncation {o.TruncationLength?.ToString(CultureInfo.InvariantCulture) ?? "full"}/" +
+            $"{shape}{keys}; seed {_seed}; rows {train.Count}; truncation {o.TruncationLength?.ToString(CultureInfo.InvariantCulture) ?? "full"}/" +
             $"{o.AuxiliaryTruncationLength?.ToString(CultureInfo.InvariantCulture) ?? "full"}; segment {o.SegmentLength}x{o.SegmentsPerSequence} " +
             $"reverse {o.ReverseReconstruction} past {o.DistantPastRange} spill {o.SpillPastAnchor}; decoder layers {o.DecoderLayers}; sampling {o.ScheduledSamplingProbability:R}/{o.ScheduledSamplingSteps}; " +
             $"forget bias {o.ForgetGateBias?.ToString("R", CultureInfo.InvariantCulture) ?? "default"}; pretrain {o.PretrainEpochs}; batch {o.BatchSize}; {o.Optimizer} {o.LearningRate:R} halving {o.LearningRateHalvingEpochs}; clip {o.GradientClipNorm:R}");

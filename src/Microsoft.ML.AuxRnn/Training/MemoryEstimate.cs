@@ -32,6 +32,13 @@ internal sealed class MemoryEstimate
     /// </summary>
     internal const double AuxiliaryWindowShare = 0.6;
 
+    /// <summary>
+    /// Copies of the decoder's output (one value per token of the vocabulary, or per value of a step) kept per
+    /// predicted step at the peak of a step's backward pass: the logits, the log-softmax that cross-entropy saves,
+    /// the gradient coming back from the loss and the one going on to the output layer.
+    /// </summary>
+    internal const double DecoderOutputCopies = 4;
+
     /// <summary>Fixed working memory of a step besides what is modelled (libtorch's workspaces, the gradient-free chunks), in bytes.</summary>
     internal const long Overhead = 16L << 20;
 
@@ -69,9 +76,11 @@ internal sealed class MemoryEstimate
             : MeanMin(2, t, auxiliaryTruncation ?? t);
         double windows = (b * supervisedWindow + segments * auxiliaryWindow * AuxiliaryWindowShare) * perLstmStep;
 
-        // The decoder over every segment: its LSTM layers and, at every step, the head and its outputs (logits, softmax).
+        // The decoder over every segment: its LSTM layers and, at every step, the head and its outputs (logits,
+        // log-softmax and their gradients): one value per token of the vocabulary (the dense one of the training keys,
+        // for key columns), which for a large vocabulary is most of the step's memory.
         double outputs = _shape.Discrete ? _shape.Vocabulary : _shape.StepSize;
-        double decoder = segments * m * (_options.DecoderLayers * perLstmStep + 2 * head + 3 * outputs);
+        double decoder = segments * m * (_options.DecoderLayers * perLstmStep + 2 * head + DecoderOutputCopies * outputs);
 
         // The batch on the device (int64 tokens or float values) and the gradient-free pass's chunks.
         double input = b * t * (_shape.Discrete ? 2 : _shape.StepSize);

@@ -93,10 +93,44 @@ public class OnnxExportTests : IDisposable
         var model = ml.Transforms.Conversion.MapValueToKey("Label")
             .Append(ml.Transforms.AuxLstmClassifier(Options(o => o.SequenceColumnName = "Tokens")))
             .Fit(data);
-        model.LastTransformer.Shape.Vocabulary.Should().Be(21, "20 keys and the missing key 0");
+        model.LastTransformer.Shape.Vocabulary.Should().Be(22, "the 20 keys seen in training, the missing key 0 and one token for unseen keys");
         var rows = ml.Data.CreateEnumerable<TokenRow>(data, reuseRowObject: false).ToArray();
 
         AssertSameInOnnxRuntime(ml, model, data, rows.Select(r => Inputs(("Tokens", Keys(r.Tokens)), ("Label", Text(r.Label)))).ToArray(), embedding: true);
+    }
+
+    public sealed class WideKeyRow
+    {
+        public string Label { get; set; } = "";
+
+        [KeyType(65_536)]
+        public uint[] Tokens { get; set; } = Array.Empty<uint>();
+    }
+
+    [Fact]
+    public void KeySequencesOfADenseVocabularyScoreTheSameInOnnxRuntimeUnseenKeysIncluded()
+    {
+        // A character-sized key type (65,536 keys) of which training uses 20 scattered keys: the graph maps keys to the
+        // model's dense tokens (a lookup table before the embedding), unseen keys to its unknown token, as ML.NET does.
+        static uint Key(int token) => (uint)(97 + 7 * token);
+        var ml = new MLContext(seed: 1);
+        var train = Tokens(48, 3).Select(r => new WideKeyRow { Label = r.Label, Tokens = r.Tokens.Select(t => Key((int)t)).ToArray() }).ToList();
+        var model = ml.Transforms.Conversion.MapValueToKey("Label")
+            .Append(ml.Transforms.AuxLstmClassifier(Options(o => o.SequenceColumnName = "Tokens")))
+            .Fit(ml.Data.LoadFromEnumerable(train));
+        model.LastTransformer.Shape.Vocabulary.Should().Be(22);
+
+        var rng = new Random(8);
+        var scoring = Tokens(24, 11).Select(r => new WideKeyRow
+        {
+            Label = r.Label,
+            // About one key in five unseen in training (including the largest key and the missing key 0).
+            Tokens = r.Tokens.Select(t => rng.Next(5) == 0 ? (uint)rng.Next(new[] { 0, 1, 98, 65_536 }[rng.Next(4)], 65_537) : Key((int)t)).ToArray(),
+        }).ToList();
+        scoring.SelectMany(r => r.Tokens).Should().Contain(k => model.LastTransformer.InputType.KeyMap!.Map(k) == 1, "the rows hold unseen keys");
+        var data = ml.Data.LoadFromEnumerable(scoring);
+
+        AssertSameInOnnxRuntime(ml, model, data, scoring.Select(r => Inputs(("Tokens", Keys(r.Tokens)), ("Label", Text(r.Label)))).ToArray(), embedding: true);
     }
 
     [Theory]

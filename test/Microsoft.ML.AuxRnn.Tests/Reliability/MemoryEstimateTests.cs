@@ -101,6 +101,66 @@ public class MemoryEstimateTests
         new MemoryEstimate(options, NetworkShape.From(options, false, 0, 1, 2)).Bytes(2_000).Should().BeLessThanOrEqualTo(needed / 2);
     }
 
+    [Theory]
+    [InlineData(AuxiliaryLoss.Reconstruct, 1)]
+    [InlineData(AuxiliaryLoss.Reconstruct, 3)]
+    [InlineData(AuxiliaryLoss.None, 1)]
+    public void AVocabularyOf65537TokensCostsItsDecoderOutputsAndWeightsMoreThanADenseOne(AuxiliaryLoss loss, int segments)
+    {
+        // The settings: a 100-step segment, character keys (65,536 + 1 tokens) against the 40 a text uses.
+        var o = new AuxLstmClassifierOptions { AuxiliaryLoss = loss, SegmentLength = 100, SegmentsPerSequence = segments, BatchSize = 128 };
+        const int Wide = 65_537, Dense = 40, Length = 1_000;
+        long wide = new MemoryEstimate(o, NetworkShape.From(o, true, Wide, 1, 14)).Bytes(Length);
+        long dense = new MemoryEstimate(o, NetworkShape.From(o, true, Dense, 1, 14)).Bytes(Length);
+
+        // Per predicted step of every segment the decoder's output layer gives one logit per token, kept with its
+        // log-softmax and both gradients; the vocabulary-sized weights (the main and decoder embeddings, the decoder's
+        // output layer and its bias) are kept as weights, gradients and RMSProp state.
+        double tokens = Wide - Dense;
+        double outputs = loss == AuxiliaryLoss.None ? 0 : o.BatchSize * segments * o.SegmentLength * MemoryEstimate.DecoderOutputCopies * tokens;
+        double weights = 3 * tokens * (o.EmbeddingSize + (loss == AuxiliaryLoss.None ? 0 : o.EmbeddingSize + o.ClassifierHiddenSize + 1));
+        ((double)(wide - dense)).Should().BeApproximately(sizeof(float) * (outputs + weights), 16);
+        if (loss != AuxiliaryLoss.None)
+            (wide - dense).Should().BeGreaterThan((12L << 30) * segments, "the 65,537-way output layer alone needs over 12 GiB per segment and step at batch 128");
+    }
+
+    [Fact]
+    public void FitChecksTheMemoryOfTheDenseVocabularyNotOfTheKeyCount()
+    {
+        var ml = new MLContext(seed: 1);
+        var rng = new Random(3);
+        var rows = Enumerable.Range(0, 24).Select(i => new WideKeys
+        {
+            Label = i % 2 == 0 ? "a" : "b",
+            Tokens = Enumerable.Range(0, 30).Select(_ => (uint)(1_000 + rng.Next(i % 2 == 0 ? 0 : 10, i % 2 == 0 ? 20 : 30))).ToArray(),
+        }).ToList();
+        var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(rows)).Transform(ml.Data.LoadFromEnumerable(rows));
+        var options = Synthetic.TinyOptions(o => { o.SequenceColumnName = "Tokens"; o.AuxiliaryLoss = AuxiliaryLoss.Reconstruct; o.SegmentLength = 10; o.BatchSize = 24; });
+        long dense = new MemoryEstimate(options, NetworkShape.From(options, true, 32, 1, 2)).Bytes(30);
+        long keyCount = new MemoryEstimate(options, NetworkShape.From(options, true, 65_537, 1, 2)).Bytes(30);
+        keyCount.Should().BeGreaterThan(2 * dense);
+
+        // Enough for the 32 tokens the rows use (30 keys, missing, unknown), not for 65,537.
+        var estimator = ml.Transforms.AuxLstmClassifier(options);
+        estimator.AvailableMemory = () => 3 * dense / 2;
+        using var model = estimator.Fit(data);
+        model.Shape.Vocabulary.Should().Be(32);
+
+        // The same budget, the way it was before dense vocabularies: Fit fails fast on the 65,537-way decoder.
+        var wide = ml.Transforms.AuxLstmClassifier(options);
+        wide.MapKeysToVocabulary = false;
+        wide.AvailableMemory = () => 3 * dense / 2;
+        wide.Invoking(e => e.Fit(data)).Should().Throw<InvalidOperationException>().WithMessage("Training would need about *");
+    }
+
+    public sealed class WideKeys
+    {
+        public string Label { get; set; } = "";
+
+        [Microsoft.ML.Data.KeyType(65_536)]
+        public uint[] Tokens { get; set; } = Array.Empty<uint>();
+    }
+
     [Fact]
     public void TheMachinesAvailableMemoryIsAPlausibleFigure()
     {
