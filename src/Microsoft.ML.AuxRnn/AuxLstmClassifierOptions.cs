@@ -221,7 +221,8 @@ public sealed class AuxLstmClassifierOptions
     /// whatever the number of rows, but the shuffle is local: a row never comes out more than a buffer's worth of rows
     /// before its place in the data, so data sorted by label should be shuffled beforehand (or given a buffer that
     /// holds it). The data view must yield the same rows in the same order on every cursor. <see cref="ValidationSet"/>
-    /// is always held in memory.
+    /// is always held in memory. Key sequences held in memory get a vocabulary of the keys they use; streamed ones keep
+    /// the column's key count as their vocabulary (a dense one would need another pass).
     /// </summary>
     public int ShuffleBufferMegabytes { get; set; } = 1024;
 

@@ -120,6 +120,34 @@ public sealed class KeyVocabularyTests : IDisposable
     }
 
     [Fact]
+    public void KeyRowsStreamedThroughTheShuffleBufferKeepTheColumnsKeysAndStillSaveAndScore()
+    {
+        // Rows larger than ShuffleBufferMegabytes stream every epoch; a dense vocabulary would need one more pass over
+        // them, so they keep the column's key count as their vocabulary (stated in the options' docs).
+        var ml = new MLContext(seed: 1);
+        var rng = new Random(4);
+        var rows = Enumerable.Range(0, 1_200).Select(i => new TokenRow
+        {
+            Label = i % 2 == 0 ? "a" : "b",
+            Tokens = Enumerable.Range(0, 300).Select(_ => (uint)rng.Next(1, 41) + (i % 2 == 0 ? 0u : 40u)).ToArray(),
+        }).ToList(); // 1,200 × 300 tokens: 1.4 MiB, more than a 1 MiB buffer
+        var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(rows)).Transform(ml.Data.LoadFromEnumerable(rows));
+        var options = RLstm(nameof(TokenRow.Tokens));
+        options.ShuffleBufferMegabytes = 1;
+        options.Epochs = 1;
+        using var classifier = ml.Transforms.AuxLstmClassifier(options).Fit(data);
+
+        classifier.InputType.KeyMap.Should().BeNull("streamed rows keep the raw keys");
+        classifier.Shape.Vocabulary.Should().Be(1001, "the column's 1,000 keys and the missing key");
+        string path = Path.Combine(_folder, "streamed-keys.zip");
+        ml.Model.Save(classifier, data.Schema, path);
+        var expected = classifier.Transform(data).GetColumn<float[]>("Score").Take(50).ToArray();
+        var actual = new MLContext(seed: 2).Model.Load(path, out _).Transform(data).GetColumn<float[]>("Score").Take(50).ToArray();
+        actual.Should().BeEquivalentTo(expected, o => o.WithStrictOrdering());
+        expected.SelectMany(s => s).Should().OnlyContain(p => float.IsFinite(p));
+    }
+
+    [Fact]
     public void KeysUnseenInTrainingMapToTheUnknownTokenAndScoreFinitely()
     {
         var ml = new MLContext(seed: 1);
