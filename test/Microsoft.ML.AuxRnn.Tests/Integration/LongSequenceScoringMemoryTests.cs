@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
+using static Microsoft.ML.AuxRnn.Tests.ProcessMemory;
 using Microsoft.ML.Data;
 using Xunit.Abstractions;
 
@@ -15,15 +15,6 @@ public class LongSequenceScoringMemoryTests
     private readonly ITestOutputHelper _output;
 
     public LongSequenceScoringMemoryTests(ITestOutputHelper output) => _output = output;
-
-    [DllImport("libc", EntryPoint = "malloc_trim")]
-    private static extern int MallocTrim(nuint pad);
-
-    private static long StatusKb(string field)
-    {
-        string line = File.ReadLines("/proc/self/status").First(l => l.StartsWith(field + ":", StringComparison.Ordinal));
-        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
-    }
 
     private sealed class ScoreOnly
     {

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
+using static Microsoft.ML.AuxRnn.Tests.ProcessMemory;
 using Xunit.Abstractions;
 
 namespace Microsoft.ML.AuxRnn.Tests.Integration;
@@ -15,15 +15,6 @@ public class StreamingMemoryTests
     private readonly ITestOutputHelper _output;
 
     public StreamingMemoryTests(ITestOutputHelper output) => _output = output;
-
-    [DllImport("libc", EntryPoint = "malloc_trim")]
-    private static extern int MallocTrim(nuint pad);
-
-    private static long StatusKb(string field)
-    {
-        string line = File.ReadLines("/proc/self/status").First(l => l.StartsWith(field + ":", StringComparison.Ordinal));
-        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
-    }
 
     /// <summary>(peak RSS while <paramref name="run"/> runs, RSS before it, seconds), in MiB.</summary>
     private static (double Peak, double Before, double Seconds) Measure(Action run)

@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using static Microsoft.ML.AuxRnn.Tests.ProcessMemory;
 using Microsoft.ML.AuxRnn.Data;
 using Microsoft.ML.AuxRnn.Model;
 using Microsoft.ML.AuxRnn.Tests.Integration;
@@ -166,15 +166,6 @@ public class MemoryEstimateTests
     {
         long available = MemoryEstimate.AvailableBytes();
         available.Should().BeGreaterThan(64L << 20).And.BeLessThanOrEqualTo(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
-    }
-
-    [DllImport("libc", EntryPoint = "malloc_trim")]
-    private static extern int MallocTrim(nuint pad);
-
-    private static long StatusKb(string field)
-    {
-        string line = File.ReadLines("/proc/self/status").First(l => l.StartsWith(field + ":", StringComparison.Ordinal));
-        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
     }
 
     [Theory]

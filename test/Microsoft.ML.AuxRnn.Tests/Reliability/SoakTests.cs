@@ -1,6 +1,6 @@
 using Microsoft.ML.Data;
 using System.Globalization;
-using System.Runtime.InteropServices;
+using static Microsoft.ML.AuxRnn.Tests.ProcessMemory;
 using Microsoft.ML.AuxRnn.Tests.Integration;
 using TorchSharp;
 using Xunit.Abstractions;
@@ -23,9 +23,6 @@ public class SoakTests
         string line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
         return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
     }
-
-    [DllImport("libc", EntryPoint = "malloc_trim")]
-    private static extern int MallocTrim(nuint pad);
 
     /// <summary>
     /// (live tensors, resident bytes), read after a full collection and after returning free heap pages to the

@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using static Microsoft.ML.AuxRnn.Tests.ProcessMemory;
 using Microsoft.ML.AuxRnn.Data;
 using Microsoft.ML.AuxRnn.Model;
 using Microsoft.ML.AuxRnn.Training;
@@ -17,15 +17,6 @@ public class ConstantMemoryTests
     private readonly ITestOutputHelper _output;
 
     public ConstantMemoryTests(ITestOutputHelper output) => _output = output;
-
-    [DllImport("libc", EntryPoint = "malloc_trim")]
-    private static extern int MallocTrim(nuint pad);
-
-    private static long StatusKb(string field)
-    {
-        string line = File.ReadLines("/proc/self/status").First(l => l.StartsWith(field + ":", StringComparison.Ordinal));
-        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
-    }
 
     private static SequenceDataset RandomTokens(int rows, int length)
     {
