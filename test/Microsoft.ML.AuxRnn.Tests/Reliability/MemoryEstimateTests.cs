@@ -207,6 +207,8 @@ public class MemoryEstimateTests
         double estimate = new MemoryEstimate(o, shape).Bytes(Length);
         _output.WriteLine($"{loss}, auxiliary truncation {auxiliaryTruncation?.ToString() ?? "none"}: measured {measured / (1 << 20):F0} MiB, estimated {estimate / (1 << 20):F0} MiB");
 
-        estimate.Should().BeInRange(measured * 0.7, measured * 1.5);
+        // The same step measures differently on different machines (this r-LSTM case: 240 MiB on the development
+        // machine, 187 MiB on CI's), so the band is wide; an estimate above the peak only makes Fit's check cautious.
+        estimate.Should().BeInRange(measured * 0.7, measured * 1.6);
     }
 }
