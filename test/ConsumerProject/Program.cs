@@ -7,6 +7,10 @@
 //   Consumer native                                prints how TorchSharp's native library was prepared, then
 //                                                  computes with it (the native-cache tests run it in a chosen
 //                                                  environment)
+//   Consumer hugepages                             fits a tiny classifier, then prints whether THP_MEM_ALLOC_ENABLE
+//                                                  is in the process's environment and how much of a 64 MiB tensor
+//                                                  the kernel backed with huge pages (AnonHugePages growth, KiB)
+using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using Microsoft.ML;
 using Microsoft.ML.AuxRnn;
@@ -18,12 +22,13 @@ return args.FirstOrDefault() switch
     "score" when args.Length >= 4 => Score(args[1], args[2], args[3], args.Length > 4 ? args[4] : "Score"),
     "checkpoint" when args.Length >= 3 => Checkpoint(args[1], int.Parse(args[2])),
     "native" => Native(),
+    "hugepages" => HugePages(),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Consumer demo | Consumer score <model.zip> <data.idv> <scores.bin> [scoreColumn] | Consumer checkpoint <folder|none> <epochs> | Consumer native");
+    Console.Error.WriteLine("usage: Consumer demo | Consumer score <model.zip> <data.idv> <scores.bin> [scoreColumn] | Consumer checkpoint <folder|none> <epochs> | Consumer native | Consumer hugepages");
     return 2;
 }
 
@@ -34,6 +39,27 @@ static int Native()
     Console.WriteLine($"sum={sum.item<float>().ToString(System.Globalization.CultureInfo.InvariantCulture)}");
     return 0;
 }
+
+static int HugePages()
+{
+    var rows = Enumerable.Range(0, 32).Select(i => new Row { Label = i % 2 == 0 ? "up" : "down", Features = new[] { i % 2, 0.5f, 1f - i % 2 } }).ToList();
+    var ml = new MLContext(seed: 1);
+    var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(rows)).Transform(ml.Data.LoadFromEnumerable(rows));
+    using (var model = ml.Transforms.AuxLstmClassifier(new AuxLstmClassifierOptions { HiddenSize = 8, EmbeddingSize = 8, ClassifierHiddenSize = 8, Epochs = 1, BatchSize = 16, Device = ComputeDevice.Cpu }).Fit(data))
+    {
+    }
+    Console.WriteLine($"env={Marshal.PtrToStringAnsi(GetEnv("THP_MEM_ALLOC_ENABLE")) ?? "(unset)"}");
+    long before = AnonHugePagesKb();
+    using var big = TorchSharp.torch.ones(16L << 20); // 64 MiB, written, so every page is faulted in
+    Console.WriteLine($"hugeKb={AnonHugePagesKb() - before}");
+    return 0;
+
+    static long AnonHugePagesKb() => long.Parse(File.ReadLines("/proc/self/smaps_rollup").First(l => l.StartsWith("AnonHugePages:", StringComparison.Ordinal))
+        .Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
+}
+
+[DllImport("libc", EntryPoint = "getenv")]
+static extern IntPtr GetEnv(string name);
 
 static int Demo()
 {

@@ -95,6 +95,7 @@ public static class TorchNativeLoader
         EnsureInitialized();
         if (_failure != null)
             throw new InvalidOperationException("TorchSharp's native library could not be prepared: " + _failure);
+        Training.CpuTuning.EnableLibTorchHugePages();
     }
 
     private static bool SystemLibStdCxxHas(string version)
