@@ -54,6 +54,28 @@ public enum ComputeDevice
     Cuda,
 }
 
+/// <summary>The number format training computes in (<see cref="AuxLstmClassifierOptions.Precision"/>).</summary>
+public enum ComputePrecision
+{
+    /// <summary>
+    /// bfloat16 where the device computes it fast (a CPU with AMX or AVX-512 BF16, a CUDA GPU of compute capability 8.0
+    /// or later), float32 elsewhere. What was chosen is logged when <c>Fit</c> starts and recorded in each
+    /// <see cref="Training.EpochReport.Precision"/>.
+    /// </summary>
+    Auto,
+
+    /// <summary>Everything in float32.</summary>
+    Float32,
+
+    /// <summary>
+    /// Mixed precision: the LSTMs, embeddings and linear layers compute in bfloat16 on a bfloat16 copy of the weights,
+    /// while the weights themselves (the master copy the optimizer updates and the model saves), the optimizer state,
+    /// the losses (softmax, cross-entropy, squared error), the gradients and their clipping stay float32. Scoring is
+    /// float32, so a model trained this way loads and scores anywhere.
+    /// </summary>
+    BFloat16,
+}
+
 /// <summary>The optimizer used in both training phases.</summary>
 public enum AuxOptimizer
 {
@@ -167,9 +189,17 @@ public sealed class AuxLstmClassifierOptions
 
     /// <summary>
     /// Training steps (mini-batches, both phases counted) over which <see cref="ScheduledSamplingProbability"/>
-    /// anneals linearly to zero. Default 10,000. While it is above zero the decoder runs step by step (slower).
+    /// anneals linearly to zero. Default 10,000.
     /// </summary>
     public int ScheduledSamplingSteps { get; set; } = 10_000;
+
+    /// <summary>
+    /// How scheduled sampling feeds a decoder its own predictions. Default false: in two fused passes (a teacher-forced
+    /// pass gives the predictions, a second reads inputs mixed from the truth and those predictions), so a fed-back
+    /// prediction comes from the teacher-forced history. True: step by step, each prediction made from the history the
+    /// decoder itself was fed (the exact procedure, several times slower). docs/results.md compares the two.
+    /// </summary>
+    public bool ExactScheduledSampling { get; set; }
 
     /// <summary>Epochs of auxiliary loss only, before joint training. Default 0. Ignored without an auxiliary loss.</summary>
     public int PretrainEpochs { get; set; }
@@ -205,6 +235,13 @@ public sealed class AuxLstmClassifierOptions
     /// loading MLContext says.
     /// </summary>
     public ComputeDevice Device { get; set; } = ComputeDevice.Auto;
+
+    /// <summary>
+    /// The number format training computes in; default <see cref="ComputePrecision.Float32"/>.
+    /// <see cref="ComputePrecision.BFloat16"/> is mixed precision (float32 weights, optimizer state and losses; see
+    /// docs/results.md for what it gains and costs on the machines measured). Scoring is always float32.
+    /// </summary>
+    public ComputePrecision Precision { get; set; } = ComputePrecision.Float32;
 
     /// <summary>
     /// Optional held-out data with the same columns: each epoch is scored on it and the best epoch's weights are kept.
@@ -318,6 +355,7 @@ public sealed class AuxLstmClassifierOptions
         Require(LearningRateHalvingEpochs >= 0, nameof(LearningRateHalvingEpochs), LearningRateHalvingEpochs, "must be at least 0");
         Require(GradientClipNorm >= 0 && double.IsFinite(GradientClipNorm), nameof(GradientClipNorm), GradientClipNorm, "must be 0 (off) or positive");
         Require(Enum.IsDefined(Device), nameof(Device), Device, "is not a defined value");
+        Require(Enum.IsDefined(Precision), nameof(Precision), Precision, "is not a defined value");
         Require(ShuffleBufferMegabytes is >= 1 and <= MaxShuffleBufferMegabytes, nameof(ShuffleBufferMegabytes), ShuffleBufferMegabytes, "must be between 1 and 1,048,576 (MiB)");
         Require(ScoringBatchSize is >= 1 and <= MaxBatchSize, nameof(ScoringBatchSize), ScoringBatchSize, "must be between 1 and 1,048,576");
         Require(MaxTrainingTime is null || MaxTrainingTime > TimeSpan.Zero, nameof(MaxTrainingTime), MaxTrainingTime, "must be null or positive");

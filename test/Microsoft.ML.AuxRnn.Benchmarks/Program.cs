@@ -28,6 +28,14 @@ if (Array.IndexOf(args, "--streaming") >= 0)
     return;
 }
 
+if (Array.IndexOf(args, "--precision") is int precisionArg and >= 0)
+{
+    // --precision DATA_ROOT [--batches B] [--threads T]: issue #10's float32 / bfloat16 step times and memory
+    string Arg(string name, string fallback) => Array.IndexOf(args, name) is int i and >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+    PrecisionBench.Run(args[precisionArg + 1], int.Parse(Arg("--batches", "6")), settings.Threads);
+    return;
+}
+
 if (Array.IndexOf(args, "--vocabulary") is int vocabulary and >= 0)
 {
     // --vocabulary DATA_ROOT [--train-rows N] [--epochs E] [--batch B] [--threads T]: issue #10's measurement

@@ -105,7 +105,11 @@ internal sealed class AuxLstmNetwork : nn.Module
         if (_embedding is not null)
             return _embedding.forward(raw);
         using var standardized = Standardize(raw);
-        return _projection!.forward(standardized);
+        var dtype = _projection!.weight!.dtype;
+        if (standardized.dtype == dtype)
+            return _projection.forward(standardized);
+        using var cast = standardized.to(dtype); // values arrive in float32; a bfloat16 copy of the network reads them in bfloat16
+        return _projection.forward(cast);
     }
 
     /// <summary>Continuous values (…, S) standardised with the statistics of the training data; tokens unchanged.</summary>

@@ -67,8 +67,17 @@ internal sealed class AuxiliaryDecoder : nn.Module
         return Head(y).transpose(0, 1).MoveToOuterDisposeScope();
     }
 
-    private Tensor EncodeRaw(Tensor raw) => _embedding is not null ? _embedding.forward(raw)
-        : _projection?.forward(raw) ?? throw new InvalidOperationException("A p-LSTM decoder reads the main LSTM's outputs, not raw steps.");
+    private Tensor EncodeRaw(Tensor raw)
+    {
+        if (_embedding is not null)
+            return _embedding.forward(raw);
+        if (_projection is null)
+            throw new InvalidOperationException("A p-LSTM decoder reads the main LSTM's outputs, not raw steps.");
+        if (raw.dtype == _projection.weight!.dtype)
+            return _projection.forward(raw);
+        using var cast = raw.to(_projection.weight!.dtype); // float32 values read by a bfloat16 copy of the decoder
+        return _projection.forward(cast);
+    }
 
     private Tensor Head(Tensor y)
     {
@@ -104,6 +113,8 @@ internal sealed class AuxiliaryDecoder : nn.Module
             var (y, _, _) = _lstm.forward(inputs, (h0, c0));
             return Head(y).transpose(0, 1).MoveToOuterDisposeScope();
         }
+        if (!stepwise)
+            return TwoPassSampling(inputs, (h0, c0), segments, samplingProbability, generator).MoveToOuterDisposeScope();
 
         var outputs = new List<Tensor>((int)m - 1);
         (Tensor, Tensor) state = (h0, c0);
@@ -113,12 +124,10 @@ internal sealed class AuxiliaryDecoder : nn.Module
             var x = inputs.narrow(0, j, 1);
             if (previous is not null && samplingProbability > 0)
             {
+                // No host synchronisation: the mix is computed whether or not any row feeds back.
                 var feedBack = rand(new[] { rows }, device: segments.device, generator: generator).lt(samplingProbability);
-                if (feedBack.any().item<bool>())
-                {
-                    var own = EncodeRaw(previous.unsqueeze(0));
-                    x = where(feedBack.view(1, rows, 1), own, x);
-                }
+                var own = EncodeRaw(previous.unsqueeze(0));
+                x = where(feedBack.view(1, rows, 1), own, x);
             }
             var (y, h, c) = _lstm.forward(x, state);
             state = (h, c);
@@ -128,11 +137,46 @@ internal sealed class AuxiliaryDecoder : nn.Module
             {
                 using var detached = o.squeeze(0).detach();
                 previous = Shape.Discrete
-                    ? nn.functional.softmax(detached, -1).multinomial(1, generator: generator).squeeze(1)
+                    ? nn.functional.softmax(detached.to(ScalarType.Float32), -1).multinomial(1, generator: generator).squeeze(1)
                     : detached.clone();
             }
         }
         return cat(outputs, 0).transpose(0, 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Scheduled sampling in two fused passes instead of M − 1 single-step calls: a teacher-forced pass without
+    /// gradient gives the prediction after every step; each input from step 1 on is then the row's own prediction of
+    /// it (sampled from the softmax for tokens, the predicted values otherwise) with probability
+    /// <paramref name="samplingProbability"/>, else the true step; a second fused pass with gradient reads those
+    /// inputs. It differs from the step-by-step path in one way: a fed-back prediction comes from the teacher-forced
+    /// history rather than from one that itself read earlier predictions (the "parallel scheduled sampling" of
+    /// Duckworth et al., 2019, with one pass). Measured against the step-by-step path in docs/results.md.
+    /// </summary>
+    private Tensor TwoPassSampling(Tensor inputs, (Tensor, Tensor) start, Tensor segments, double samplingProbability, Generator? generator)
+    {
+        long steps = inputs.shape[0], rows = inputs.shape[1];
+        if (steps < 2)
+        {
+            var (y1, _, _) = _lstm.forward(inputs, start);
+            return Head(y1).transpose(0, 1);
+        }
+        Tensor fed;
+        using (no_grad())
+        {
+            // Without gradient: through the kernel guard (libtorch's inference kernel is wrong for some sizes on some CPUs).
+            var (y, _, _) = Runtime.LstmKernelGuard.Forward(_lstm, inputs.narrow(0, 0, steps - 1), start);
+            var predicted = Head(y); // (M − 2, R, V or S): predictions of steps 1 .. M − 2
+            fed = Shape.Discrete
+                ? nn.functional.softmax(predicted.to(ScalarType.Float32).view(-1, predicted.shape[2]), -1)
+                    .multinomial(1, generator: generator).view(steps - 1, rows)
+                : predicted;
+        }
+        var own = EncodeRaw(fed); // with gradient into the encoder, as the step-by-step path's fed-back inputs have
+        var feedBack = rand(new[] { steps - 1, rows, 1L }, device: segments.device, generator: generator).lt(samplingProbability);
+        var mixed = cat(new[] { inputs.narrow(0, 0, 1), where(feedBack, own, inputs.narrow(0, 1, steps - 1)) }, 0);
+        var (output, _, _) = _lstm.forward(mixed, start);
+        return Head(output).transpose(0, 1);
     }
 
     /// <summary>
@@ -148,6 +192,8 @@ internal sealed class AuxiliaryDecoder : nn.Module
         using var scope = NewDisposeScope();
         long rows = targets.shape[0];
         long p = targets.shape[1];
+        if (predictions.dtype != ScalarType.Float32)
+            predictions = predictions.to(ScalarType.Float32); // mixed precision: softmax, cross-entropy and squares in float32
         Tensor perStep;
         if (Shape.Discrete)
         {

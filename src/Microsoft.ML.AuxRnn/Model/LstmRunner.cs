@@ -50,9 +50,10 @@ internal static class LstmRunner
         int rows = (int)raw.shape[0];
         long steps = raw.shape[1];
         var device = raw.device;
+        var dtype = lstm.parameters().First().dtype; // states in the layer's precision (float32, or bfloat16 in mixed precision)
         int q = requests.Count;
         if (q == 0)
-            return (zeros(0, hiddenSize, device: device), zeros(0, hiddenSize, device: device));
+            return (zeros(0, hiddenSize, dtype: dtype, device: device), zeros(0, hiddenSize, dtype: dtype, device: device));
 
         var lastWanted = new int[rows];
         Array.Fill(lastWanted, -1);
@@ -72,14 +73,14 @@ internal static class LstmRunner
         if (atZero.Length > 0)
         {
             using var idx = Index(atZero.Select(i => (long)requests[i].Row), device);
-            piecesH.Add(h0 is null ? zeros(atZero.Length, hiddenSize, device: device) : h0.index_select(0, idx));
+            piecesH.Add(h0 is null ? zeros(atZero.Length, hiddenSize, dtype: dtype, device: device) : h0.index_select(0, idx));
             piecesC.Add(Cells(atZero, requests, wanted =>
             {
                 if (c0 is null)
-                    return zeros(wanted.Length, hiddenSize, device: device);
+                    return zeros(wanted.Length, hiddenSize, dtype: dtype, device: device);
                 using var rowIdx = Index(wanted.Select(i => (long)requests[i].Row), device);
                 return c0.index_select(0, rowIdx);
-            }, hiddenSize, device));
+            }, hiddenSize, dtype, device));
             order.AddRange(atZero);
         }
 
@@ -96,8 +97,8 @@ internal static class LstmRunner
             using (var idx = Index(active.Select(r => (long)r), device))
             {
                 x = active.Count == rows ? raw.narrow(0, 0, rows) : raw.index_select(0, idx);
-                h = h0 is null ? zeros(1, active.Count, hiddenSize, device: device) : h0.index_select(0, idx).unsqueeze(0);
-                c = c0 is null ? zeros(1, active.Count, hiddenSize, device: device) : c0.index_select(0, idx).unsqueeze(0);
+                h = h0 is null ? zeros(1, active.Count, hiddenSize, dtype: dtype, device: device) : h0.index_select(0, idx).unsqueeze(0);
+                c = c0 is null ? zeros(1, active.Count, hiddenSize, dtype: dtype, device: device) : c0.index_select(0, idx).unsqueeze(0);
             }
 
             CellWeights? weights = null;
@@ -134,7 +135,7 @@ internal static class LstmRunner
                         var idx = Index(atEnd.Select(i => (long)local[requests[i].Row]), device);
                         piecesH.Add(hn[0].index_select(0, idx).MoveToOuterDisposeScope());
                         piecesC.Add(Cells(atEnd, requests, wanted => cn[0].index_select(0, Index(wanted.Select(i => (long)local[requests[i].Row]), device)),
-                            hiddenSize, device).MoveToOuterDisposeScope());
+                            hiddenSize, dtype, device).MoveToOuterDisposeScope());
                         order.AddRange(atEnd);
                     }
 
@@ -150,7 +151,7 @@ internal static class LstmRunner
                             weights ??= CellWeights.Of(lstm, hiddenSize);
                             return RebuildCells(weights, input, output, h[0], c[0], wanted.Select(i => local[requests[i].Row]).ToArray(),
                                 wanted.Select(i => requests[i].Position - t).ToArray(), hiddenSize);
-                        }, hiddenSize, device).MoveToOuterDisposeScope());
+                        }, hiddenSize, dtype, device).MoveToOuterDisposeScope());
                         order.AddRange(inside);
                     }
 
@@ -224,13 +225,13 @@ internal static class LstmRunner
     /// The cell-state rows of requests <paramref name="ids"/>, in that order: <paramref name="rowsFor"/> computes those
     /// of the requests that want c (given in order); <see cref="StateRequest.HiddenOnly"/> requests get zeros.
     /// </summary>
-    private static Tensor Cells(int[] ids, IReadOnlyList<StateRequest> requests, Func<int[], Tensor> rowsFor, int hiddenSize, Device device)
+    private static Tensor Cells(int[] ids, IReadOnlyList<StateRequest> requests, Func<int[], Tensor> rowsFor, int hiddenSize, ScalarType dtype, Device device)
     {
         var wanted = ids.Where(i => !requests[i].HiddenOnly).ToArray();
         if (wanted.Length == ids.Length)
             return rowsFor(ids);
         if (wanted.Length == 0)
-            return zeros(ids.Length, hiddenSize, device: device);
+            return zeros(ids.Length, hiddenSize, dtype: dtype, device: device);
         using var rows = rowsFor(wanted);
         using var at = Index(Enumerable.Range(0, ids.Length).Where(k => !requests[ids[k]].HiddenOnly).Select(k => (long)k), device);
         using var empty = zeros(ids.Length, hiddenSize, dtype: rows.dtype, device: device);

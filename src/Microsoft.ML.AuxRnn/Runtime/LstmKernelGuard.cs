@@ -86,7 +86,11 @@ internal static class LstmKernelGuard
             Tensor actual;
             using (no_grad())
                 actual = lstm.forward(x).Item1;
-            if (!actual.allclose(expected, rtol: 1e-3, atol: 1e-4))
+            // bfloat16 keeps 8 bits of mantissa: its kernels differ by rounding (≈ 1e-2), far below the wrong kernel's 0.1–1.0.
+            bool right = type == ScalarType.BFloat16
+                ? actual.to(float32).allclose(expected.to(float32), rtol: 3e-2, atol: 3e-2)
+                : actual.allclose(expected, rtol: 1e-3, atol: 1e-4);
+            if (!right)
                 return false;
         }
         return true;

@@ -31,6 +31,9 @@ public sealed record EpochReport(int Epoch, bool Pretraining, double SupervisedL
 
     /// <summary>Mini-batches trained in the epoch (fewer than a full epoch's when <see cref="AuxLstmClassifierOptions.MaxTrainingTime"/> ran out).</summary>
     public int Batches { get; init; }
+
+    /// <summary>The precision the epoch computed in: <see cref="ComputePrecision.Float32"/> or <see cref="ComputePrecision.BFloat16"/> (what Auto chose).</summary>
+    public ComputePrecision Precision { get; init; } = ComputePrecision.Float32;
 }
 
 /// <summary>
@@ -120,11 +123,14 @@ internal sealed class AuxLstmTrainer
             network.ZeroEmbeddingRow(KeyVocabulary.Unknown); // unseen keys carry no information (see KeyVocabulary)
         OptimizerHelper? optimizer = null;
         AuxLstmNetwork? best = null;
+        MixedPrecision? mixed = null;
         var generator = new Generator((ulong)_seed, device);
         try
         {
             network.to(device);
             decoder?.to(device);
+            var (precision, precisionReason) = MixedPrecision.Resolve(_options.Precision, device);
+            ch.Info($"Computing in {(precision == ComputePrecision.BFloat16 ? "bfloat16 (mixed precision: float32 weights, optimizer state and losses)" : "float32")} ({precisionReason}).");
             bool optimizerPretraining = false;
             var progress = new TrainingProgress();
             string fingerprint = Fingerprint(shape, train);
@@ -139,7 +145,13 @@ internal sealed class AuxLstmTrainer
                 ch.Info($"Resuming from '{TrainingCheckpoint.PathIn(folder)}' after epoch {progress.EpochsDone} of {schedule.TotalEpochs}.");
             }
 
-            var objective = new AuxObjective(network, decoder, new TruncatedBptt(_options), device) { StepwiseDecoder = StepwiseDecoder };
+            if (precision == ComputePrecision.BFloat16)
+                mixed = new MixedPrecision(network, decoder, _options.DecoderLayers, device); // after resuming: it copies the weights
+            var objective = new AuxObjective(mixed?.Network ?? network, mixed is null ? decoder : mixed.Decoder, new TruncatedBptt(_options), device)
+            {
+                StepwiseDecoder = StepwiseDecoder,
+                ExactSampling = _options.ExactScheduledSampling,
+            };
             var sampler = new AnchorSampler(_options);
             int epochNow = progress.EpochsDone, batchNow = 0;
             double lossNow = double.NaN;
@@ -170,6 +182,7 @@ internal sealed class AuxLstmTrainer
 
                 network.train();
                 decoder?.train();
+                mixed?.Train(true);
                 var watch = Stopwatch.StartNew();
                 double supervisedSum = 0, auxiliarySum = 0, lr = 0, sampling = 0;
                 int correct = 0, seen = 0, labeledSeen = 0;
@@ -203,6 +216,7 @@ internal sealed class AuxLstmTrainer
 
                     using (var scope = NewDisposeScope())
                     {
+                        mixed?.PullWeights();
                         var losses = objective.Compute(batch, segments, !pretraining, sampling, generator);
                         var total = losses.Total;
                         if (total is not null)
@@ -211,7 +225,9 @@ internal sealed class AuxLstmTrainer
                             if (!float.IsFinite(value))
                                 throw Diverged(epoch, b, $"the {(pretraining ? "auxiliary" : "training")} loss is {value}");
                             optimizer.zero_grad();
+                            mixed?.ZeroGradients();
                             total.backward();
+                            mixed?.PushGradients();
                             if (_options.GradientClipNorm > 0)
                             {
                                 double norm = nn.utils.clip_grad_norm_(optimizer.parameters(), _options.GradientClipNorm);
@@ -257,7 +273,7 @@ internal sealed class AuxLstmTrainer
 
                 var report = new EpochReport(epoch + 1, pretraining, pretraining || labeledSeen == 0 ? 0 : supervisedSum / labeledSeen, auxiliarySum / seen,
                     pretraining || labeledSeen == 0 ? 0 : (double)correct / labeledSeen, validationAccuracy, watch.Elapsed)
-                { LearningRate = lr, SamplingProbability = sampling, Batches = batches };
+                { LearningRate = lr, SamplingProbability = sampling, Batches = batches, Precision = precision };
                 progress.Reports.Add(report);
                 progress.EpochsDone = epoch + 1;
                 ch.Info(Describe(report, schedule));
@@ -286,6 +302,7 @@ internal sealed class AuxLstmTrainer
         }
         finally
         {
+            mixed?.Dispose();
             decoder?.Dispose();
             optimizer?.Dispose();
             best?.Dispose();

@@ -36,6 +36,9 @@ internal sealed class AuxObjective
     /// <summary>Forces the decoder to run step by step (tests compare it with the fused path).</summary>
     internal bool StepwiseDecoder { get; set; }
 
+    /// <summary>Scheduled sampling step by step (<see cref="AuxLstmClassifierOptions.ExactScheduledSampling"/>) rather than in two fused passes.</summary>
+    internal bool ExactSampling { get; set; }
+
     /// <param name="batch">The batch.</param>
     /// <param name="segments">Its auxiliary segments (ignored without a decoder).</param>
     /// <param name="supervised">Whether to compute the supervised loss (false in pre-training).</param>
@@ -55,6 +58,8 @@ internal sealed class AuxObjective
             // Semi-supervised: rows without a label (−1) train the auxiliary loss only.
             var final = labeled.Length == batch.Count ? states.Final! : states.Final!.index_select(0, tensor(labeled, device: _device));
             logits = _network.Classify(final, generator);
+            if (logits.dtype != ScalarType.Float32)
+                logits = logits.to(ScalarType.Float32); // mixed precision: the softmax and cross-entropy in float32
             var labels = tensor(labeled.Select(i => batch.Labels[i]).ToArray(), device: _device);
             supervisedLoss = nn.functional.cross_entropy(logits, labels);
         }
@@ -70,7 +75,8 @@ internal sealed class AuxObjective
             }
             else
             {
-                var predictions = _decoder!.Forward(states.AnchorH!, states.AnchorC!, segmentRaw, samplingProbability, generator, StepwiseDecoder);
+                var predictions = _decoder!.Forward(states.AnchorH!, states.AnchorC!, segmentRaw, samplingProbability, generator,
+                    StepwiseDecoder || (ExactSampling && samplingProbability > 0));
                 long m = segmentRaw.shape[1];
                 auxiliaryLoss = _decoder.Loss(predictions, segmentRaw.narrow(1, 1, m - 1), segments.Select(s => s.Length - 1).ToArray(), batch.Count);
             }

@@ -64,18 +64,28 @@ public class LongDependencyTests
         rows.Select(r => r.Label).Distinct().Should().HaveCount(Classes);
     }
 
-    [Fact]
-    public void ReconstructionTeachesWhatTruncatedBackpropagationCannot()
+    private static AuxLstmClassifierOptions In(ComputePrecision precision, AuxLstmClassifierOptions options)
     {
-        var lstm = TrainAndTest(Options(AuxiliaryLoss.None));
-        var rLstm = TrainAndTest(Options(AuxiliaryLoss.Reconstruct));
+        options.Precision = precision;
+        return options;
+    }
+
+    [Theory]
+    [InlineData(ComputePrecision.Float32)]
+    [InlineData(ComputePrecision.BFloat16)] // mixed precision must not cost the method its point
+    public void ReconstructionTeachesWhatTruncatedBackpropagationCannot(ComputePrecision precision)
+    {
+        var lstm = TrainAndTest(In(precision, Options(AuxiliaryLoss.None)));
+        var rLstm = TrainAndTest(In(precision, Options(AuxiliaryLoss.Reconstruct)));
 
         lstm.Test.Should().BeApproximately(Chance, 0.05, "labels whose gradient stops 8 steps before the end cannot reach the class at step 1");
         rLstm.Test.Should().BeGreaterThanOrEqualTo(0.9, $"the reconstruction loss carries the class to the end (LSTM: {lstm.Test:P1})");
     }
 
-    [Fact]
-    public void PredictionTeachesWhatTruncatedBackpropagationCannot()
+    [Theory]
+    [InlineData(ComputePrecision.Float32)]
+    [InlineData(ComputePrecision.BFloat16)]
+    public void PredictionTeachesWhatTruncatedBackpropagationCannot(ComputePrecision precision)
     {
         // p-LSTM learns to remember by predicting the class where it comes back: after each of 8 cues in the row's
         // first 43 steps (the last 16 are still background). Predicting an echo needs the class read at step 2 or at an
@@ -83,8 +93,8 @@ public class LongDependencyTests
         // background only. It starts learning later than the r-LSTM (around epoch 11 of 20 in the probes, at 99.8 %
         // after 20), hence 24 epochs of 16-row batches.
         const int Echoes = 8;
-        var lstmOptions = Options(AuxiliaryLoss.None);
-        var pOptions = Options(AuxiliaryLoss.Predict);
+        var lstmOptions = In(precision, Options(AuxiliaryLoss.None));
+        var pOptions = In(precision, Options(AuxiliaryLoss.Predict));
         lstmOptions.Epochs = pOptions.Epochs = 24;
         lstmOptions.BatchSize = pOptions.BatchSize = 16;
         var lstm = TrainAndTest(lstmOptions, Echoes);

@@ -31,20 +31,48 @@ public class AuxiliaryDecoderTests
         stepwise.allclose(fused, rtol: 1e-4, atol: 1e-5).Should().BeTrue();
     }
 
-    [Fact]
-    public void ScheduledSamplingFeedsBackTheDecodersOwnPredictions()
+    [Theory]
+    [InlineData(false)] // two fused passes (the default)
+    [InlineData(true)]  // step by step (ExactScheduledSampling)
+    public void ScheduledSamplingFeedsBackTheDecodersOwnPredictions(bool stepwise)
     {
         using var scope = NewDisposeScope();
         var (decoder, h, c, segments) = Setup(discrete: true);
         var teacher = decoder.Forward(h, c, segments, 0, null);
         using var g1 = new Generator(9);
-        var sampled = decoder.Forward(h, c, segments, 1.0, g1);
+        var sampled = decoder.Forward(h, c, segments, 1.0, g1, stepwise);
         using var g2 = new Generator(9);
-        var again = decoder.Forward(h, c, segments, 1.0, g2);
+        var again = decoder.Forward(h, c, segments, 1.0, g2, stepwise);
 
         sampled[.., 0].allclose(teacher[.., 0]).Should().BeTrue("the first step is always fed the true first token");
         sampled.allclose(teacher, rtol: 1e-3, atol: 1e-3).Should().BeFalse("later steps read the decoder's own samples");
         again.allclose(sampled).Should().BeTrue("the same generator state samples the same tokens");
+    }
+
+    [Fact]
+    public void TwoPassSamplingReadsTheTeacherForcedPassesPredictions()
+    {
+        // Values, always fed back: the second pass must be a teacher-forced pass over [true step 0, then the
+        // teacher-forced predictions of steps 1 .. M − 2], nothing else.
+        using var scope = NewDisposeScope();
+        var (decoder, h, c, segments) = Setup(discrete: false); // (5, 9, 3)
+        using (no_grad())
+        {
+            // Larger weights than the initialisation's, so that a prediction clearly depends on what the decoder read.
+            foreach (var p in decoder.parameters())
+                p.mul_(4);
+        }
+        var teacher = decoder.Forward(h, c, segments, 0, null); // predictions of steps 1 .. 8
+        var fedSegments = cat(new[] { segments.narrow(1, 0, 1), teacher.narrow(1, 0, 7), segments.narrow(1, 8, 1) }, 1);
+        var expected = decoder.Forward(h, c, fedSegments, 0, null);
+
+        var twoPass = decoder.Forward(h, c, segments, 1.0, new Generator(3));
+        var stepwise = decoder.Forward(h, c, segments, 1.0, new Generator(3), stepwise: true);
+
+        (teacher - expected).abs().max().item<float>().Should().BeGreaterThan(1e-2f, "feeding predictions back changes what the decoder predicts");
+        // Float32 rounding grows along the steps; the step-by-step history differs at a larger order.
+        (twoPass - expected).abs().max().item<float>().Should().BeLessThan(1e-3f);
+        (stepwise - expected).abs().max().item<float>().Should().BeGreaterThan(1e-2f, "step by step, a prediction comes from the fed-back history instead");
     }
 
     [Fact]

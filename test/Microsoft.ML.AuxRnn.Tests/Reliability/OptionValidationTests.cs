@@ -13,6 +13,7 @@ public class OptionValidationTests
     private static readonly string[] NoInvalidValue =
     {
         nameof(AuxLstmClassifierOptions.ReverseReconstruction),
+        nameof(AuxLstmClassifierOptions.ExactScheduledSampling),
         nameof(AuxLstmClassifierOptions.Seed),
         nameof(AuxLstmClassifierOptions.ValidationSet),
         nameof(AuxLstmClassifierOptions.CancellationToken),
@@ -84,6 +85,7 @@ public class OptionValidationTests
     [InlineData("GradientClipNorm", "Infinity")]
     [InlineData("Device", "9")]
     [InlineData("CpuTuning", "7")]
+    [InlineData("Precision", "5")]
     [InlineData("ShuffleBufferMegabytes", "0")]
     [InlineData("ShuffleBufferMegabytes", "-1")]
     [InlineData("ShuffleBufferMegabytes", "1048577")]
