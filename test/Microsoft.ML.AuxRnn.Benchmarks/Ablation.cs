@@ -29,6 +29,9 @@ internal static class Ablation
         ["forget-bias-default"] = o => o.ForgetGateBias = null,
         ["lstm-forget-bias-default"] = o => { o.AuxiliaryLoss = AuxiliaryLoss.None; o.ForgetGateBias = null; },
         ["adam"] = o => o.Optimizer = AuxOptimizer.Adam,
+        ["bfloat16"] = o => o.Precision = ComputePrecision.BFloat16,
+        ["lstm-bfloat16"] = o => { o.AuxiliaryLoss = AuxiliaryLoss.None; o.Precision = ComputePrecision.BFloat16; },
+        ["sampling-0.5-exact"] = o => { o.ScheduledSamplingProbability = 0.5; o.ExactScheduledSampling = true; },
     };
 
     /// <param name="checkpoint">
@@ -90,7 +93,7 @@ internal static class Ablation
             File.WriteAllText(file,
                 $"# Ablation on {data}: {epochs} epochs, {trainRows} training rows, {testRows} test rows, seed 1, {threads} threads\n\n" +
                 "Each row changes one option from the defaults (r-LSTM, truncation 300, one segment of 600 steps per row, reverse order, " +
-                "forget-gate bias 1, RMSProp 1e-3, batch 128). Test accuracy % after each joint epoch (pre-training epochs come first and are not counted).\n\n" +
+                "forget-gate bias as TorchSharp initialises it, RMSProp 1e-3, batch 128). Test accuracy % after each joint epoch (pre-training epochs come first and are not counted).\n\n" +
                 "| variant | test accuracy % per epoch | best % | wall min | commit |\n|---|---|---|---|---|\n");
         }
         File.AppendAllText(file, "| " + line + " |\n");
