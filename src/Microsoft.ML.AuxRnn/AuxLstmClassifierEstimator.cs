@@ -128,7 +128,7 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
         if (_options.CheckpointFolder is { } folder)
             PrepareCheckpointFolder(folder, ch);
 
-        var result = new AuxLstmTrainer(_host, _options, seed) { MaxBatches = MaxBatches }.Train(train, validation, shape, device);
+        var result = new AuxLstmTrainer(_host, _options, seed) { MaxBatches = MaxBatches, DecoderGroups = DecoderGroups }.Train(train, validation, shape, device);
         if (!AuxLstmClassifierTransformer.AllFinite(result.Network))
         {
             // The loss and the gradient norm are checked at every step; only the very last update can go unnoticed.
@@ -151,6 +151,9 @@ public sealed class AuxLstmClassifierEstimator : IEstimator<AuxLstmClassifierTra
 
     /// <summary>Stops training after this many mini-batches in all; null: no cap (tests and benchmarks that compare runs step for step).</summary>
     internal long? MaxBatches { get; set; }
+
+    /// <summary>Decoder calls per batch (see AuxObjective.DecoderGroups; null: its default). Benchmarks compare them.</summary>
+    internal int? DecoderGroups { get; set; }
 
     /// <summary>Creates the checkpoint folder before training, so that a bad path fails now rather than after the first epoch.</summary>
     private void PrepareCheckpointFolder(string folder, IChannel ch)

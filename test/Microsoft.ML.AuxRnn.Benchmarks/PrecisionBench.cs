@@ -10,26 +10,35 @@ namespace Microsoft.ML.AuxRnn.Benchmarks;
 /// in bfloat16 mixed precision, side by side in one process, with the peak resident memory of each.
 /// </summary>
 /// <remarks>
-/// <c>--precision DATA_ROOT [--batches B] [--threads T]</c>: each setting trains 1 warm-up batch and then B timed batches
-/// (default 6) through the public estimator (an internal cap on mini-batches ends the epoch).
+/// <c>--precision DATA_ROOT [--batches B] [--threads T] [--setting r-lstm:float32] [--decoder-groups G]</c>: each setting
+/// trains 1 warm-up batch and then B timed batches (default 6) through the public estimator (an internal cap on
+/// mini-batches ends the epoch); --setting measures one setting, --decoder-groups sets the decoder calls per batch.
 /// </remarks>
 internal static class PrecisionBench
 {
-    public static void Run(string dataRoot, int batches, int threads)
+    public static void Run(string dataRoot, int batches, int threads, string? only = null, int? decoderGroups = null)
     {
         const int Batch = 128;
         var ml = new MLContext(seed: 1);
         var train = ml.Data.Cache(ml.Data.TakeRows(AuxRnnDatasets.LoadMnist(ml, Path.Combine(dataRoot, "mnist", "train-images-idx3-ubyte.gz"),
             Path.Combine(dataRoot, "mnist", "train-labels-idx1-ubyte.gz"), null), Batch * (batches + 1)));
         string F(double v, string format = "F2") => v.ToString(format, CultureInfo.InvariantCulture);
-        Console.WriteLine($"commit {Git("rev-parse --short HEAD")}, {threads} threads, bfloat16 unit: {Training.MixedPrecision.CpuBFloat16Unit() ?? "none"}");
-        Console.WriteLine("| model | precision | s per step | bfloat16 / float32 | peak RSS MiB |");
-        Console.WriteLine("|---|---|---|---|---|");
+        if (only is null)
+        {
+            Console.WriteLine($"commit {Git("rev-parse --short HEAD")}, {threads} threads, bfloat16 unit: {Training.MixedPrecision.CpuBFloat16Unit() ?? "none"}, decoder groups {decoderGroups?.ToString(CultureInfo.InvariantCulture) ?? "default"}");
+            Console.WriteLine("| model | precision | s per step | bfloat16 / float32 | peak RSS MiB |");
+            Console.WriteLine("|---|---|---|---|---|");
+        }
         foreach (var loss in new[] { AuxiliaryLoss.Reconstruct, AuxiliaryLoss.None })
         {
             double? float32Step = null;
             foreach (var precision in new[] { ComputePrecision.Float32, ComputePrecision.BFloat16 })
             {
+                // --setting r-lstm:bfloat16 measures one setting (one process per setting: peaks are then not inflated by
+                // memory an earlier setting left with the allocator).
+                string name = $"{(loss == AuxiliaryLoss.None ? "lstm" : "r-lstm")}:{precision.ToString().ToLowerInvariant()}";
+                if (only is not null && !string.Equals(only, name, StringComparison.OrdinalIgnoreCase))
+                    continue;
                 var options = new AuxLstmClassifierOptions
                 {
                     AuxiliaryLoss = loss,
@@ -41,24 +50,26 @@ internal static class PrecisionBench
                     Precision = precision,
                 };
                 // Warm-up: JIT, libtorch's kernels for these shapes, the LSTM kernel check.
-                using (var warm = Fit(ml, options, train, 1))
+                using (var warm = Fit(ml, options, train, 1, decoderGroups))
                 {
                 }
                 Measure.ResetPeak();
                 var watch = Stopwatch.StartNew();
-                using var model = Fit(ml, options, train, batches);
+                using var model = Fit(ml, options, train, batches, decoderGroups);
                 double step = model.TrainingHistory[0].Elapsed.TotalSeconds / model.TrainingHistory[0].Batches;
                 double peak = Measure.PeakMiB();
                 float32Step ??= step;
-                Console.WriteLine($"| {(loss == AuxiliaryLoss.None ? "LSTM" : "r-LSTM")}, truncation 300 | {precision} | {F(step)} | {F(step / float32Step.Value)}× | {F(peak, "F0")} |");
+                string ratio = only is null ? F(step / float32Step.Value) + "×" : "";
+                Console.WriteLine($"| {(loss == AuxiliaryLoss.None ? "LSTM" : "r-LSTM")}, truncation 300 | {precision} | {F(step)} | {ratio} | {F(peak, "F0")} |");
             }
         }
     }
 
-    private static AuxLstmClassifierTransformer Fit(MLContext ml, AuxLstmClassifierOptions options, IDataView train, int batches)
+    private static AuxLstmClassifierTransformer Fit(MLContext ml, AuxLstmClassifierOptions options, IDataView train, int batches, int? decoderGroups)
     {
         var estimator = ml.Transforms.AuxLstmClassifier(options);
         estimator.MaxBatches = batches;
+        estimator.DecoderGroups = decoderGroups;
         return estimator.Fit(train);
     }
 

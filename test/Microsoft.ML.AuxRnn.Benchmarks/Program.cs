@@ -30,9 +30,11 @@ if (Array.IndexOf(args, "--streaming") >= 0)
 
 if (Array.IndexOf(args, "--precision") is int precisionArg and >= 0)
 {
-    // --precision DATA_ROOT [--batches B] [--threads T]: issue #10's float32 / bfloat16 step times and memory
+    // --precision DATA_ROOT [--batches B] [--threads T] [--setting r-lstm:bfloat16] [--decoder-groups G]: issue #10 step times and memory
     string Arg(string name, string fallback) => Array.IndexOf(args, name) is int i and >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-    PrecisionBench.Run(args[precisionArg + 1], int.Parse(Arg("--batches", "6")), settings.Threads);
+    string? groups = Array.IndexOf(args, "--decoder-groups") >= 0 ? Arg("--decoder-groups", "4") : null;
+    PrecisionBench.Run(args[precisionArg + 1], int.Parse(Arg("--batches", "6")), settings.Threads,
+        Array.IndexOf(args, "--setting") >= 0 ? Arg("--setting", "") : null, groups is null ? null : int.Parse(groups));
     return;
 }
 

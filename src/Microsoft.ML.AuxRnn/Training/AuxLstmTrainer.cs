@@ -72,6 +72,9 @@ internal sealed class AuxLstmTrainer
     /// </summary>
     internal long? MaxBatches { get; set; }
 
+    /// <summary>Decoder calls per batch (<see cref="AuxObjective.DecoderGroups"/>); null: its default.</summary>
+    internal int? DecoderGroups { get; set; }
+
     /// <summary>
     /// The modules a run with <paramref name="seed"/> starts from: the network, and the decoder when there is an
     /// auxiliary loss. Initialization draws from torch's global generator, seeded with <paramref name="seed"/> under
@@ -152,6 +155,8 @@ internal sealed class AuxLstmTrainer
                 StepwiseDecoder = StepwiseDecoder,
                 ExactSampling = _options.ExactScheduledSampling,
             };
+            if (DecoderGroups is int groups)
+                objective.DecoderGroups = groups;
             var sampler = new AnchorSampler(_options);
             int epochNow = progress.EpochsDone, batchNow = 0;
             double lossNow = double.NaN;

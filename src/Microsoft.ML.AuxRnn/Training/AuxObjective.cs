@@ -68,20 +68,65 @@ internal sealed class AuxObjective
         {
             // The decoder reads and predicts continuous steps standardised as the main network reads them.
             var segmentRaw = _network.Standardize(GatherSegments(batch, segments, _device));
-            if (predict)
+            bool stepwise = StepwiseDecoder || (ExactSampling && samplingProbability > 0);
+            // Segments of similar length share a decoder call, padded to the longest of their group only: the loss is a
+            // sum over segments, so the groups' losses add up to the one padded call's (DecoderGroupsMatchOnePaddedCall).
+            foreach (var (index, members) in LengthGroups(segments, DecoderGroups))
             {
-                var predictions = _decoder!.ForwardPredict(states.Outputs!);
-                auxiliaryLoss = _decoder.Loss(predictions, segmentRaw, segments.Select(s => s.Length).ToArray(), batch.Count);
-            }
-            else
-            {
-                var predictions = _decoder!.Forward(states.AnchorH!, states.AnchorC!, segmentRaw, samplingProbability, generator,
-                    StepwiseDecoder || (ExactSampling && samplingProbability > 0));
-                long m = segmentRaw.shape[1];
-                auxiliaryLoss = _decoder.Loss(predictions, segmentRaw.narrow(1, 1, m - 1), segments.Select(s => s.Length - 1).ToArray(), batch.Count);
+                int longest = members.Max(i => segments[i].Length);
+                var idx = index is null ? null : tensor(index, device: _device);
+                var raw1 = idx is null ? segmentRaw : segmentRaw.index_select(0, idx);
+                Tensor loss;
+                if (predict)
+                {
+                    var outputs = idx is null ? states.Outputs! : states.Outputs!.index_select(0, idx);
+                    var predictions = _decoder!.ForwardPredict(outputs.narrow(1, 0, longest));
+                    loss = _decoder.Loss(predictions, raw1.narrow(1, 0, longest), members.Select(i => segments[i].Length).ToArray(), batch.Count);
+                }
+                else
+                {
+                    int m = Math.Min((int)segmentRaw.shape[1], Math.Max(2, longest));
+                    var h = idx is null ? states.AnchorH! : states.AnchorH!.index_select(0, idx);
+                    var c = idx is null ? states.AnchorC! : states.AnchorC!.index_select(0, idx);
+                    var read = raw1.narrow(1, 0, m);
+                    var predictions = _decoder!.Forward(h, c, read, samplingProbability, generator, stepwise);
+                    loss = _decoder.Loss(predictions, read.narrow(1, 1, m - 1), members.Select(i => segments[i].Length - 1).ToArray(), batch.Count);
+                }
+                auxiliaryLoss = auxiliaryLoss is null ? loss : auxiliaryLoss + loss;
             }
         }
         return new BatchLosses(supervisedLoss, auxiliaryLoss, logits);
+    }
+
+    /// <summary>
+    /// Decoder calls per batch: the segments, sorted by length, are split into at most this many groups of equal count,
+    /// each run padded to its own longest (1: one call padded to the longest of all, as before).
+    /// </summary>
+    internal int DecoderGroups { get; set; } = 4;
+
+    /// <summary>
+    /// The segments in groups of similar length: each group's members (indices into <paramref name="segments"/>) and
+    /// their index array, or a null index for a single group of all segments in their own order.
+    /// </summary>
+    internal static IEnumerable<(long[]? Index, int[] Members)> LengthGroups(IReadOnlyList<AuxSegment> segments, int groups)
+    {
+        int count = segments.Count;
+        groups = Math.Clamp(groups, 1, count);
+        if (groups == 1 || segments.All(s => s.Length == segments[0].Length))
+        {
+            yield return (null, Enumerable.Range(0, count).ToArray());
+            yield break;
+        }
+        var order = Enumerable.Range(0, count).OrderByDescending(i => segments[i].Length).ThenBy(i => i).ToArray();
+        for (int g = 0; g < groups; g++)
+        {
+            int from = (int)((long)g * count / groups), to = (int)((long)(g + 1) * count / groups);
+            if (to > from)
+            {
+                var members = order[from..to];
+                yield return (members.Select(i => (long)i).ToArray(), members);
+            }
+        }
     }
 
     /// <summary>The rows of the batch that have a label (−1: none), checking the labels' range.</summary>

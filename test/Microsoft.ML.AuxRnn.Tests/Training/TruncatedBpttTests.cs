@@ -132,6 +132,43 @@ public class TruncatedBpttTests
         network.ClassifierParameters().Select(GradientNorm).Should().OnlyContain(n => n == 0, "the auxiliary loss never touches the classifier");
     }
 
+    [Theory]
+    [InlineData(AuxiliaryLoss.Reconstruct)]
+    [InlineData(AuxiliaryLoss.Predict)]
+    public void DecoderGroupsMatchOnePaddedCall(AuxiliaryLoss kind)
+    {
+        // Segments of 2 to 24 steps: grouped by length, each decoder call is padded to its group's longest only, and
+        // the loss and every gradient are those of the single call padded to 24.
+        using var scope = NewDisposeScope();
+        var network = Network(kind);
+        random.manual_seed(5);
+        var decoder = new AuxiliaryDecoder(network.Shape);
+        var batch = UniqueTokenBatch();
+        var segments = kind == AuxiliaryLoss.Reconstruct
+            ? new[] { new AuxSegment(0, 30, 6, 24, true), new AuxSegment(1, 9, 7, 2, true), new AuxSegment(2, 20, 10, 10, false), new AuxSegment(3, 12, 4, 8, true), new AuxSegment(1, 40, 37, 3, false) }
+            : new[] { new AuxSegment(0, 10, 10, 24, false), new AuxSegment(1, 9, 9, 2, false), new AuxSegment(2, 10, 10, 10, false), new AuxSegment(3, 2, 2, 8, false), new AuxSegment(1, 40, 40, 3, false) };
+        var parameters = network.parameters().Concat(decoder.parameters()).ToList();
+
+        (float Loss, Tensor[] Gradients) Run(int groups)
+        {
+            foreach (var p in parameters)
+                p.grad?.zero_();
+            var objective = new AuxObjective(network, decoder, new TruncatedBptt(300, 6, 5), CPU) { DecoderGroups = groups };
+            var loss = objective.Compute(batch, segments, supervised: false, 0, null).Auxiliary!;
+            loss.backward();
+            return (loss.item<float>(), parameters.Select(p => p.grad is null ? zeros(1) : p.grad.clone()).ToArray());
+        }
+
+        var padded = Run(1);
+        AuxObjective.LengthGroups(segments, 4).Should().HaveCount(4, "five segments of different lengths make four groups");
+        var grouped = Run(4);
+
+        grouped.Loss.Should().BeApproximately(padded.Loss, 1e-5f * Math.Abs(padded.Loss));
+        for (int i = 0; i < parameters.Count; i++)
+            grouped.Gradients[i].allclose(padded.Gradients[i], rtol: 1e-4, atol: 1e-6).Should().BeTrue($"parameter {i}'s gradient");
+        padded.Gradients.Should().Contain(g => g.abs().sum().item<float>() > 0);
+    }
+
     [Fact]
     public void TruncationChangesGradientsNotValues()
     {
