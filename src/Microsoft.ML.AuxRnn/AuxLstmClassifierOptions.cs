@@ -30,9 +30,11 @@ public enum CpuTuningMode
 
     /// <summary>
     /// As <see cref="Default"/>, and glibc also keeps freed memory and serves large blocks from the heap while training
-    /// (about 25 % faster r-LSTM steps). glibc cannot report its allocator settings, so on return they are set to
-    /// glibc's defaults, and its adaptive mmap threshold stays off: choose this only when no other code of the
-    /// process tunes malloc. Skipped when the process sets <c>MALLOC_*</c> variables.
+    /// (about 25 % faster r-LSTM steps without huge pages). glibc cannot report its allocator settings, and its
+    /// adaptive mmap threshold stays off once a threshold is set, so on return the thresholds are set to the values
+    /// that adaptive threshold reaches in a process that frees large blocks (mmap above 32 MiB, trim above 64 MiB):
+    /// choose this only when no other code of the process tunes malloc. Skipped when the process sets
+    /// <c>MALLOC_*</c> variables.
     /// </summary>
     RetainFreedMemory,
 }

@@ -30,6 +30,7 @@ internal static class Ablation
         ["lstm-forget-bias-default"] = o => { o.AuxiliaryLoss = AuxiliaryLoss.None; o.ForgetGateBias = null; },
         ["adam"] = o => o.Optimizer = AuxOptimizer.Adam,
         ["bfloat16"] = o => o.Precision = ComputePrecision.BFloat16,
+        ["bfloat16-decoder"] = o => o.Precision = ComputePrecision.BFloat16, // and the main network kept in float32 (below)
         ["lstm-bfloat16"] = o => { o.AuxiliaryLoss = AuxiliaryLoss.None; o.Precision = ComputePrecision.BFloat16; },
         ["sampling-0.5-exact"] = o => { o.ScheduledSamplingProbability = 0.5; o.ExactScheduledSampling = true; },
     };
@@ -67,6 +68,7 @@ internal static class Ablation
         if (!Variants.TryGetValue(variant, out var change))
             throw new ArgumentException($"unknown variant '{variant}': {string.Join(", ", Variants.Keys)}");
 
+        Training.MixedPrecision.KeepMainNetworkInFloat32 = variant == "bfloat16-decoder";
         var options = new AuxLstmClassifierOptions { Epochs = epochs, Seed = 1, NumberOfThreads = threads, ValidationSet = test, CheckpointFolder = checkpoint };
         dataOptions(options);
         change(options);

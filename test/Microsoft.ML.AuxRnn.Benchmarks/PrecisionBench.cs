@@ -16,7 +16,7 @@ namespace Microsoft.ML.AuxRnn.Benchmarks;
 /// </remarks>
 internal static class PrecisionBench
 {
-    public static void Run(string dataRoot, int batches, int threads, string? only = null, int? decoderGroups = null)
+    public static void Run(string dataRoot, int batches, int threads, string? only = null, int? decoderGroups = null, bool decoderOnly = false)
     {
         const int Batch = 128;
         var ml = new MLContext(seed: 1);
@@ -34,6 +34,7 @@ internal static class PrecisionBench
             double? float32Step = null;
             foreach (var precision in new[] { ComputePrecision.Float32, ComputePrecision.BFloat16 })
             {
+                Training.MixedPrecision.KeepMainNetworkInFloat32 = decoderOnly;
                 // --setting r-lstm:bfloat16 measures one setting (one process per setting: peaks are then not inflated by
                 // memory an earlier setting left with the allocator).
                 string name = $"{(loss == AuxiliaryLoss.None ? "lstm" : "r-lstm")}:{precision.ToString().ToLowerInvariant()}";

@@ -34,7 +34,8 @@ if (Array.IndexOf(args, "--precision") is int precisionArg and >= 0)
     string Arg(string name, string fallback) => Array.IndexOf(args, name) is int i and >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
     string? groups = Array.IndexOf(args, "--decoder-groups") >= 0 ? Arg("--decoder-groups", "4") : null;
     PrecisionBench.Run(args[precisionArg + 1], int.Parse(Arg("--batches", "6")), settings.Threads,
-        Array.IndexOf(args, "--setting") >= 0 ? Arg("--setting", "") : null, groups is null ? null : int.Parse(groups));
+        Array.IndexOf(args, "--setting") >= 0 ? Arg("--setting", "") : null, groups is null ? null : int.Parse(groups),
+        decoderOnly: Array.IndexOf(args, "--bfloat16-decoder-only") >= 0);
     return;
 }
 

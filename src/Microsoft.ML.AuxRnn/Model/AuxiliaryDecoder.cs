@@ -63,6 +63,9 @@ internal sealed class AuxiliaryDecoder : nn.Module
     public Tensor ForwardPredict(Tensor mainOutputs)
     {
         using var scope = NewDisposeScope();
+        var dtype = _lstm.parameters().First().dtype;
+        if (mainOutputs.dtype != dtype)
+            mainOutputs = mainOutputs.to(dtype); // a bfloat16 decoder on a float32 main network (the cast passes gradients)
         var (y, _, _) = _lstm.forward(mainOutputs.transpose(0, 1));
         return Head(y).transpose(0, 1).MoveToOuterDisposeScope();
     }
@@ -103,6 +106,12 @@ internal sealed class AuxiliaryDecoder : nn.Module
         long m = segments.shape[1];
         if (m < 2)
             throw new ArgumentException("Segments need at least 2 steps.", nameof(segments));
+        var dtype = _lstm.parameters().First().dtype;
+        if (anchorH.dtype != dtype)
+        {
+            anchorH = anchorH.to(dtype); // a bfloat16 decoder started from a float32 main network's states
+            anchorC = anchorC.to(dtype);
+        }
         var zero = zeros_like(anchorH);
         var h0 = stack(new[] { anchorH }.Concat(Enumerable.Repeat(zero, Layers - 1)), 0);
         var c0 = stack(new[] { anchorC }.Concat(Enumerable.Repeat(zero, Layers - 1)), 0);

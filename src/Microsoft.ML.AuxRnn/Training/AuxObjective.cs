@@ -71,7 +71,7 @@ internal sealed class AuxObjective
             bool stepwise = StepwiseDecoder || (ExactSampling && samplingProbability > 0);
             // Segments of similar length share a decoder call, padded to the longest of their group only: the loss is a
             // sum over segments, so the groups' losses add up to the one padded call's (DecoderGroupsMatchOnePaddedCall).
-            foreach (var (index, members) in LengthGroups(segments, DecoderGroups))
+            foreach (var (index, members) in LengthGroups(segments, DecoderGroups, MinGroupedLength))
             {
                 int longest = members.Max(i => segments[i].Length);
                 var idx = index is null ? null : tensor(index, device: _device);
@@ -108,26 +108,35 @@ internal sealed class AuxObjective
     /// The segments in groups of similar length: each group's members (indices into <paramref name="segments"/>) and
     /// their index array, or a null index for a single group of all segments in their own order.
     /// </summary>
-    internal static IEnumerable<(long[]? Index, int[] Members)> LengthGroups(IReadOnlyList<AuxSegment> segments, int groups)
+    internal static IEnumerable<(long[]? Index, int[] Members)> LengthGroups(IReadOnlyList<AuxSegment> segments, int groups, int minGroupedLength = DefaultMinGroupedLength)
     {
         int count = segments.Count;
         groups = Math.Clamp(groups, 1, count);
-        if (groups == 1 || segments.All(s => s.Length == segments[0].Length))
+        var order = Enumerable.Range(0, count).OrderByDescending(i => segments[i].Length).ThenBy(i => i).ToArray();
+        var bounds = Enumerable.Range(0, groups + 1).Select(g => (int)((long)g * count / groups)).Distinct().ToArray();
+        // Split only where it pays: segments long enough that a call's fixed cost is small beside its steps, and at
+        // least a quarter of the padded steps saved.
+        long padded = (long)count * segments[order[0]].Length;
+        long grouped = 0;
+        for (int g = 0; g + 1 < bounds.Length; g++)
+            grouped += (long)(bounds[g + 1] - bounds[g]) * segments[order[bounds[g]]].Length;
+        if (bounds.Length <= 2 || segments[order[0]].Length < minGroupedLength || grouped > padded * 3 / 4)
         {
             yield return (null, Enumerable.Range(0, count).ToArray());
             yield break;
         }
-        var order = Enumerable.Range(0, count).OrderByDescending(i => segments[i].Length).ThenBy(i => i).ToArray();
-        for (int g = 0; g < groups; g++)
+        for (int g = 0; g + 1 < bounds.Length; g++)
         {
-            int from = (int)((long)g * count / groups), to = (int)((long)(g + 1) * count / groups);
-            if (to > from)
-            {
-                var members = order[from..to];
-                yield return (members.Select(i => (long)i).ToArray(), members);
-            }
+            var members = order[bounds[g]..bounds[g + 1]];
+            yield return (members.Select(i => (long)i).ToArray(), members);
         }
     }
+
+    /// <summary>Segments shorter than this are decoded in one call whatever their lengths (a call's fixed cost dominates).</summary>
+    internal const int DefaultMinGroupedLength = 64;
+
+    /// <summary>See <see cref="DefaultMinGroupedLength"/> (tests lower it).</summary>
+    internal int MinGroupedLength { get; set; } = DefaultMinGroupedLength;
 
     /// <summary>The rows of the batch that have a label (−1: none), checking the labels' range.</summary>
     private long[] LabeledRows(SequenceBatch batch)

@@ -18,17 +18,27 @@ internal sealed class MixedPrecision : IDisposable
     private readonly (Tensor Master, Tensor Copy)[] _parameters;
     private readonly (Tensor Master, Tensor Copy)[] _buffers;
 
+    /// <summary>
+    /// Experiment (benchmarks): keep the main network in float32 and compute only the auxiliary decoder in bfloat16,
+    /// to see whether the main LSTM's cell state in bfloat16 is what costs accuracy.
+    /// </summary>
+    internal static bool KeepMainNetworkInFloat32 { get; set; }
+
+    private readonly bool _ownsNetwork;
+
     public MixedPrecision(AuxLstmNetwork network, AuxiliaryDecoder? decoder, int decoderLayers, Device device)
     {
         var shape = network.Shape;
+        _ownsNetwork = !KeepMainNetworkInFloat32;
         // The copies' initial weights are overwritten: drawn apart from the global generator's stream.
         (Network, Decoder) = ProcessState.WithGlobalGenerator<(AuxLstmNetwork, AuxiliaryDecoder?)>(null, () =>
-            (new AuxLstmNetwork(shape), decoder is null ? null : new AuxiliaryDecoder(shape, decoderLayers)));
-        Network.to(device).to(ScalarType.BFloat16);
+            (_ownsNetwork ? new AuxLstmNetwork(shape) : network, decoder is null ? null : new AuxiliaryDecoder(shape, decoderLayers)));
+        if (_ownsNetwork)
+            Network.to(device).to(ScalarType.BFloat16);
         Decoder?.to(device).to(ScalarType.BFloat16);
-        _parameters = Pairs(network.parameters(), Network.parameters())
+        _parameters = (_ownsNetwork ? Pairs(network.parameters(), Network.parameters()) : Enumerable.Empty<(Tensor, Tensor)>())
             .Concat(decoder is null ? Enumerable.Empty<(Tensor, Tensor)>() : Pairs(decoder.parameters(), Decoder!.parameters())).ToArray();
-        _buffers = Pairs(network.buffers(), Network.buffers()).ToArray();
+        _buffers = _ownsNetwork ? Pairs(network.buffers(), Network.buffers()).ToArray() : Array.Empty<(Tensor, Tensor)>();
         PullWeights();
     }
 
@@ -127,7 +137,7 @@ internal sealed class MixedPrecision : IDisposable
     {
         if (on)
         {
-            Network.train();
+            Network.train(); // the master itself when it stays float32: already in this mode
             Decoder?.train();
         }
         else
@@ -139,7 +149,8 @@ internal sealed class MixedPrecision : IDisposable
 
     public void Dispose()
     {
-        Network.Dispose();
+        if (_ownsNetwork)
+            Network.Dispose();
         Decoder?.Dispose();
     }
 }

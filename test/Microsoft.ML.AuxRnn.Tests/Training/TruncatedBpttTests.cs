@@ -153,14 +153,15 @@ public class TruncatedBpttTests
         {
             foreach (var p in parameters)
                 p.grad?.zero_();
-            var objective = new AuxObjective(network, decoder, new TruncatedBptt(300, 6, 5), CPU) { DecoderGroups = groups };
+            var objective = new AuxObjective(network, decoder, new TruncatedBptt(300, 6, 5), CPU) { DecoderGroups = groups, MinGroupedLength = 0 };
             var loss = objective.Compute(batch, segments, supervised: false, 0, null).Auxiliary!;
             loss.backward();
             return (loss.item<float>(), parameters.Select(p => p.grad is null ? zeros(1) : p.grad.clone()).ToArray());
         }
 
         var padded = Run(1);
-        AuxObjective.LengthGroups(segments, 4).Should().HaveCount(4, "five segments of different lengths make four groups");
+        AuxObjective.LengthGroups(segments, 4).Should().HaveCount(1, "segments this short are decoded in one call");
+        AuxObjective.LengthGroups(segments, 4, minGroupedLength: 0).Should().HaveCount(4, "five segments of different lengths make four groups");
         var grouped = Run(4);
 
         grouped.Loss.Should().BeApproximately(padded.Loss, 1e-5f * Math.Abs(padded.Loss));
