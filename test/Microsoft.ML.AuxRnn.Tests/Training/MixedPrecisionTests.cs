@@ -73,6 +73,33 @@ public class MixedPrecisionTests
     }
 
     [Fact]
+    public void TheDecoderOnlyExperimentKeepsTheMainNetworkInFloat32AndStillTrainsIt()
+    {
+        // The benchmarks' "bfloat16-decoder" variant: only the decoder computes in bfloat16; the float32 main network
+        // reads the anchors' float32 states into the bfloat16 decoder, and the cast passes the gradient back.
+        var data = TrainingFixtures.FirstTokenTask(24, 10, 20, classes: 3, vocabulary: 7, seed: 1);
+        var options = Options(AuxiliaryLoss.Reconstruct, ComputePrecision.BFloat16);
+        options.TruncationLength = 0; // the labels train the head only: what moves the LSTM is the decoder's loss
+        var shape = NetworkShape.From(options, true, data.Vocabulary, 1, 3);
+        var (initial, decoder) = AuxLstmTrainer.InitializeModules(shape, 5);
+        decoder?.Dispose();
+        var lstmBefore = initial.Lstm.parameters().Select(p => p.data<float>().ToArray()).ToArray();
+        initial.Dispose();
+        MixedPrecision.KeepMainNetworkInFloat32 = true;
+        try
+        {
+            var result = new AuxLstmTrainer(TrainingFixtures.Host(), options, 5) { MaxBatches = 2 }.Train(data, null, shape, CPU);
+            using var network = result.Network;
+            var lstmAfter = network.Lstm.parameters().Select(p => p.data<float>().ToArray()).ToArray();
+            lstmAfter.Zip(lstmBefore).Should().Contain(pair => !pair.First.SequenceEqual(pair.Second), "the auxiliary loss reaches the float32 LSTM through the cast");
+        }
+        finally
+        {
+            MixedPrecision.KeepMainNetworkInFloat32 = false;
+        }
+    }
+
+    [Fact]
     public void ABFloat16ModelScoresInFloat32AndTheSameAfterReload()
     {
         var ml = new MLContext(seed: 1);
