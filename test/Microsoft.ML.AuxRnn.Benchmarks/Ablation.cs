@@ -83,7 +83,7 @@ internal static class Ablation
             string.Join(" → ", curve.Select(a => (100 * a).ToString("F1", CultureInfo.InvariantCulture))),
             (100 * curve.Max()).ToString("F1", CultureInfo.InvariantCulture),
             minutes.ToString("F1", CultureInfo.InvariantCulture),
-            Git("rev-parse --short HEAD"),
+            Measure.Commit(),
         });
         Console.WriteLine(line);
         WriteCurve(Path.Combine(output, $"curve-{data}-{variant}.csv"), model.TrainingHistory, trainRows, testRows, threads);
@@ -105,7 +105,7 @@ internal static class Ablation
     {
         var lines = new List<string> { "epoch,pretraining,test_accuracy,train_accuracy,supervised_loss,auxiliary_loss,epoch_seconds,cumulative_minutes,train_rows,test_rows,threads,commit" };
         double total = 0;
-        string commit = Git("rev-parse --short HEAD");
+        string commit = Measure.Commit();
         foreach (var e in history)
         {
             total += e.Elapsed.TotalMinutes;
@@ -119,21 +119,5 @@ internal static class Ablation
                 threads.ToString(CultureInfo.InvariantCulture), commit));
         }
         File.WriteAllLines(path, lines);
-    }
-
-    private static string Git(string arguments)
-    {
-        try
-        {
-            var info = new ProcessStartInfo("git", arguments) { RedirectStandardOutput = true, UseShellExecute = false };
-            using var process = Process.Start(info)!;
-            string text = process.StandardOutput.ReadToEnd().Trim();
-            process.WaitForExit();
-            return text;
-        }
-        catch (Exception)
-        {
-            return "unknown";
-        }
     }
 }

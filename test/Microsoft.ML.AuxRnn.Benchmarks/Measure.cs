@@ -20,6 +20,23 @@ internal static class Measure
         }
     }
 
+    /// <summary>The checkout's short commit hash (what each report row records), or "unknown" without git.</summary>
+    public static string Commit()
+    {
+        try
+        {
+            var info = new ProcessStartInfo("git", "rev-parse --short HEAD") { RedirectStandardOutput = true, UseShellExecute = false };
+            using var process = Process.Start(info)!;
+            string text = process.StandardOutput.ReadToEnd().Trim();
+            process.WaitForExit();
+            return text;
+        }
+        catch (Exception)
+        {
+            return "unknown";
+        }
+    }
+
     public static double PeakMiB() => ReadStatusKiB("VmHWM") / 1024.0;
 
     public static double ResidentMiB() => ReadStatusKiB("VmRSS") / 1024.0;

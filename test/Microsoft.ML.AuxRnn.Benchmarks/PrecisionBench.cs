@@ -25,7 +25,7 @@ internal static class PrecisionBench
         string F(double v, string format = "F2") => v.ToString(format, CultureInfo.InvariantCulture);
         if (only is null)
         {
-            Console.WriteLine($"commit {Git("rev-parse --short HEAD")}, {threads} threads, bfloat16 unit: {Training.MixedPrecision.CpuBFloat16Unit() ?? "none"}, decoder groups {decoderGroups?.ToString(CultureInfo.InvariantCulture) ?? "default"}");
+            Console.WriteLine($"commit {Measure.Commit()}, {threads} threads, bfloat16 unit: {Training.MixedPrecision.CpuBFloat16Unit() ?? "none"}, decoder groups {decoderGroups?.ToString(CultureInfo.InvariantCulture) ?? "default"}");
             Console.WriteLine("| model | precision | s per step | bfloat16 / float32 | peak RSS MiB |");
             Console.WriteLine("|---|---|---|---|---|");
         }
@@ -72,21 +72,5 @@ internal static class PrecisionBench
         estimator.MaxBatches = batches;
         estimator.DecoderGroups = decoderGroups;
         return estimator.Fit(train);
-    }
-
-    private static string Git(string arguments)
-    {
-        try
-        {
-            var info = new ProcessStartInfo("git", arguments) { RedirectStandardOutput = true, UseShellExecute = false };
-            using var process = Process.Start(info)!;
-            string text = process.StandardOutput.ReadToEnd().Trim();
-            process.WaitForExit();
-            return text;
-        }
-        catch (Exception)
-        {
-            return "unknown";
-        }
     }
 }

@@ -47,7 +47,7 @@ if (Array.IndexOf(args, "--vocabulary") is int vocabulary and >= 0)
     return;
 }
 
-string commit = Git("rev-parse --short HEAD");
+string commit = Measure.Commit();
 string machine = $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture}, torch threads {settings.Threads}";
 var report = new Report(settings.Output,
     $"# Results\n\nProduced by `test/Microsoft.ML.AuxRnn.Benchmarks` on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, commit `{commit}`, " +
@@ -71,22 +71,6 @@ foreach (int id in settings.Only)
     Console.WriteLine($"== experiment {id} took {watch.Elapsed.TotalMinutes:F1} min");
 }
 Console.WriteLine($"Wrote {Path.Combine(settings.Output, "results.md")}");
-
-static string Git(string arguments)
-{
-    try
-    {
-        var info = new ProcessStartInfo("git", arguments) { RedirectStandardOutput = true, UseShellExecute = false };
-        using var process = Process.Start(info)!;
-        string output = process.StandardOutput.ReadToEnd().Trim();
-        process.WaitForExit();
-        return output;
-    }
-    catch (Exception)
-    {
-        return "unknown";
-    }
-}
 
 internal sealed record BenchSettings(int[] Only, double Minutes, int TrainRows, int TestRows, string Output, string Data, int Threads)
 {

@@ -68,28 +68,12 @@ internal static class VocabularyBench
         var epoch = model.TrainingHistory[0];
         Console.WriteLine(string.Join(" | ", new[]
         {
-            $"commit {Git("rev-parse --short HEAD")}",
+            $"commit {Measure.Commit()}",
             $"{trainRows} documents, {distinct} distinct keys (characters and the tokenizer's 2 markers), longest {longest} steps",
             $"batch {batch}, segment 100, {epochs} epoch(s), {threads} threads",
             $"epoch 1: {F(epoch.Elapsed.TotalSeconds)} s ({F(epoch.Elapsed.TotalSeconds / epoch.Batches)} s per batch)",
             $"Fit {F(fitSeconds)} s",
             $"peak RSS {F(peak, "F0")} MiB (before Fit {F(before, "F0")} MiB)",
         }));
-    }
-
-    private static string Git(string arguments)
-    {
-        try
-        {
-            var info = new ProcessStartInfo("git", arguments) { RedirectStandardOutput = true, UseShellExecute = false };
-            using var process = Process.Start(info)!;
-            string text = process.StandardOutput.ReadToEnd().Trim();
-            process.WaitForExit();
-            return text;
-        }
-        catch (Exception)
-        {
-            return "unknown";
-        }
     }
 }

@@ -207,8 +207,8 @@ public class MemoryEstimateTests
         double estimate = new MemoryEstimate(o, shape).Bytes(Length);
         _output.WriteLine($"{loss}, auxiliary truncation {auxiliaryTruncation?.ToString() ?? "none"}: measured {measured / (1 << 20):F0} MiB, estimated {estimate / (1 << 20):F0} MiB");
 
-        // The same step measures differently on different machines (this r-LSTM case: 240 MiB on the development
-        // machine, 187 MiB on CI's), so the band is wide; an estimate above the peak only makes Fit's check cautious.
-        estimate.Should().BeInRange(measured * 0.7, measured * 1.6);
+        // The same step measures differently on different machines (this r-LSTM case: 224-240 MiB on the development
+        // machine, 187 MiB on CI's, where the estimate of then, 282 MiB, was 1.51x; it is 274 MiB now).
+        estimate.Should().BeInRange(measured * 0.7, measured * 1.5);
     }
 }

@@ -195,10 +195,9 @@ public class SemiSupervisedTests
         _output.WriteLine($"{labeledCount} labeled + {1000 - labeledCount} unlabeled: {semi:P1} ({semiSeconds:F0} s); {labeledCount} labeled alone: {alone:P1}");
 
         log.Should().Contain(m => m.Contains($"{labeledCount} labeled rows train the classifier and the auxiliary loss; {1000 - labeledCount} rows whose label 'Label' is missing"));
-        // Over seeds 1-4, 40 or 80 labels, and the decoder padded as one call or as four (which changes float rounding
-        // only), the semi-supervised model reached 100 % in 4 of 8 runs and 75 % in the other 4: the LSTM carries the
-        // class, and the head, trained on the few labels, sometimes leaves one pair of classes merged. Chance is 25 %.
-        semi.Should().BeGreaterThanOrEqualTo(0.7, "the unlabeled rows' reconstruction loss teaches the LSTM to carry the class");
+        // Seed-sensitive: over seeds 1-4 (and float roundings) this setting reached 100 % in 4 of 8 runs and 75 % in the
+        // others (the head, trained on 40 labels, leaving one pair of classes merged); seed 1 reaches 100 %.
+        semi.Should().BeGreaterThanOrEqualTo(0.9, "the unlabeled rows' reconstruction loss teaches the LSTM to carry the class");
         semi.Should().BeGreaterThan(alone + 0.25);
     }
 }
