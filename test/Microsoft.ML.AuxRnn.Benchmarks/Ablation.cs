@@ -35,12 +35,14 @@ internal static class Ablation
         ["sampling-0.5-exact"] = o => { o.ScheduledSamplingProbability = 0.5; o.ExactScheduledSampling = true; },
     };
 
+    /// <param name="seed">The model's seed (initial weights, batch order, anchors); the rows are the same for every seed.
+    /// Another seed than 1 names its row and curve file "VARIANT-seedN".</param>
     /// <param name="checkpoint">
     /// Optional checkpoint folder: a later call with more epochs resumes there, so a long curve can be trained one epoch
     /// per process call and other work can take the machine between epochs. The whole curve so far (one row per
     /// epoch, with its wall time) is written to <c>curve-DATA-VARIANT.csv</c> in <paramref name="output"/> after every call.
     /// </param>
-    public static void Run(string data, string variant, int epochs, int trainRows, int testRows, string dataRoot, string output, int threads, string? checkpoint = null)
+    public static void Run(string data, string variant, int epochs, int trainRows, int testRows, string dataRoot, string output, int threads, string? checkpoint = null, int seed = 1)
     {
         var ml = new MLContext(seed: 1);
         IDataView train, test;
@@ -69,31 +71,32 @@ internal static class Ablation
             throw new ArgumentException($"unknown variant '{variant}': {string.Join(", ", Variants.Keys)}");
 
         Training.MixedPrecision.KeepMainNetworkInFloat32 = variant == "bfloat16-decoder";
-        var options = new AuxLstmClassifierOptions { Epochs = epochs, Seed = 1, NumberOfThreads = threads, ValidationSet = test, CheckpointFolder = checkpoint };
+        var options = new AuxLstmClassifierOptions { Epochs = epochs, Seed = seed, NumberOfThreads = threads, ValidationSet = test, CheckpointFolder = checkpoint };
         dataOptions(options);
         change(options);
-        Console.WriteLine($"{data} / {variant}: {epochs} epochs on {trainRows} rows, tested on {testRows}");
+        string name = seed == 1 ? variant : $"{variant}-seed{seed}";
+        Console.WriteLine($"{data} / {name}: {epochs} epochs on {trainRows} rows, tested on {testRows}");
         var watch = Stopwatch.StartNew();
         var model = ml.Transforms.AuxLstmClassifier(options).Fit(train);
         double minutes = watch.Elapsed.TotalMinutes;
         var curve = model.TrainingHistory.Where(e => !e.Pretraining).Select(e => e.ValidationAccuracy ?? double.NaN).ToArray();
         string line = string.Join(" | ", new[]
         {
-            variant,
+            name,
             string.Join(" → ", curve.Select(a => (100 * a).ToString("F1", CultureInfo.InvariantCulture))),
             (100 * curve.Max()).ToString("F1", CultureInfo.InvariantCulture),
             minutes.ToString("F1", CultureInfo.InvariantCulture),
             Measure.Commit(),
         });
         Console.WriteLine(line);
-        WriteCurve(Path.Combine(output, $"curve-{data}-{variant}.csv"), model.TrainingHistory, trainRows, testRows, threads);
+        WriteCurve(Path.Combine(output, $"curve-{data}-{name}.csv"), model.TrainingHistory, trainRows, testRows, threads);
         if (checkpoint is not null)
             return; // a curve in progress: its rows go to the csv, not to the ablation table
         string file = Path.Combine(output, $"ablation-{data}.md");
         if (!File.Exists(file))
         {
             File.WriteAllText(file,
-                $"# Ablation on {data}: {epochs} epochs, {trainRows} training rows, {testRows} test rows, seed 1, {threads} threads\n\n" +
+                $"# Ablation on {data}: {epochs} epochs, {trainRows} training rows, {testRows} test rows, seed 1 unless the variant names another, {threads} threads\n\n" +
                 "Each row changes one option from the defaults (r-LSTM, truncation 300, one segment of 600 steps per row, reverse order, " +
                 "forget-gate bias as TorchSharp initialises it, RMSProp 1e-3, batch 128). Test accuracy % after each joint epoch (pre-training epochs come first and are not counted).\n\n" +
                 "| variant | test accuracy % per epoch | best % | wall min | commit |\n|---|---|---|---|---|\n");

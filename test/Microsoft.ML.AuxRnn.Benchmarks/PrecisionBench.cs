@@ -5,12 +5,12 @@ using Microsoft.ML.AuxRnn.Datasets;
 namespace Microsoft.ML.AuxRnn.Benchmarks;
 
 /// <summary>
-/// Issue #10's precision measurement: the training step of the r-LSTM and of the truncated LSTM at the paper's MNIST
+/// Issue #10's precision measurement: the training step of the r-LSTM, the p-LSTM and the truncated LSTM at the paper's MNIST
 /// setting (784 steps of 256-level pixels, batch 128, 128 cells, truncation 300, one 600-step segment) in float32 and
 /// in bfloat16 mixed precision, side by side in one process, with the peak resident memory of each.
 /// </summary>
 /// <remarks>
-/// <c>--precision DATA_ROOT [--batches B] [--threads T] [--setting r-lstm:float32] [--decoder-groups G]</c>: each setting
+/// <c>--precision DATA_ROOT [--batches B] [--threads T] [--setting r-lstm:float32 (or p-lstm:…, lstm:…)] [--decoder-groups G]</c>: each setting
 /// trains 1 warm-up batch and then B timed batches (default 6) through the public estimator (an internal cap on
 /// mini-batches ends the epoch); --setting measures one setting, --decoder-groups sets the decoder calls per batch.
 /// </remarks>
@@ -29,7 +29,7 @@ internal static class PrecisionBench
             Console.WriteLine("| model | precision | s per step | bfloat16 / float32 | peak RSS MiB |");
             Console.WriteLine("|---|---|---|---|---|");
         }
-        foreach (var loss in new[] { AuxiliaryLoss.Reconstruct, AuxiliaryLoss.None })
+        foreach (var loss in new[] { AuxiliaryLoss.Reconstruct, AuxiliaryLoss.Predict, AuxiliaryLoss.None })
         {
             double? float32Step = null;
             foreach (var precision in new[] { ComputePrecision.Float32, ComputePrecision.BFloat16 })
@@ -37,7 +37,7 @@ internal static class PrecisionBench
                 Training.MixedPrecision.KeepMainNetworkInFloat32 = decoderOnly;
                 // --setting r-lstm:bfloat16 measures one setting (one process per setting: peaks are then not inflated by
                 // memory an earlier setting left with the allocator).
-                string name = $"{(loss == AuxiliaryLoss.None ? "lstm" : "r-lstm")}:{precision.ToString().ToLowerInvariant()}";
+                string name = $"{Name(loss).ToLowerInvariant()}:{precision.ToString().ToLowerInvariant()}";
                 if (only is not null && !string.Equals(only, name, StringComparison.OrdinalIgnoreCase))
                     continue;
                 var options = new AuxLstmClassifierOptions
@@ -61,10 +61,17 @@ internal static class PrecisionBench
                 double peak = Measure.PeakMiB();
                 float32Step ??= step;
                 string ratio = only is null ? F(step / float32Step.Value) + "×" : "";
-                Console.WriteLine($"| {(loss == AuxiliaryLoss.None ? "LSTM" : "r-LSTM")}, truncation 300 | {precision} | {F(step)} | {ratio} | {F(peak, "F0")} |");
+                Console.WriteLine($"| {Name(loss)}, truncation 300 | {precision} | {F(step)} | {ratio} | {F(peak, "F0")} |");
             }
         }
     }
+
+    private static string Name(AuxiliaryLoss loss) => loss switch
+    {
+        AuxiliaryLoss.None => "LSTM",
+        AuxiliaryLoss.Reconstruct => "r-LSTM",
+        _ => "p-LSTM",
+    };
 
     private static AuxLstmClassifierTransformer Fit(MLContext ml, AuxLstmClassifierOptions options, IDataView train, int batches, int? decoderGroups)
     {

@@ -14,10 +14,10 @@ var settings = BenchSettings.Parse(args);
 TorchSharp.torch.set_num_threads(settings.Threads);
 if (Array.IndexOf(args, "--ablation") is int ablation and >= 0)
 {
-    // --ablation mnist|pmnist|dbpedia --variant NAME [--epochs E] [--train-rows N] [--test-rows M] [--checkpoint DIR]
+    // --ablation mnist|pmnist|dbpedia --variant NAME [--epochs E] [--train-rows N] [--test-rows M] [--checkpoint DIR] [--seed S]
     string Arg(string name, string fallback) => Array.IndexOf(args, name) is int i and >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
     Ablation.Run(args[ablation + 1], Arg("--variant", "r-lstm"), int.Parse(Arg("--epochs", "3")), settings.TrainRows, settings.TestRows,
-        settings.Data, settings.Output, settings.Threads, Arg("--checkpoint", null!));
+        settings.Data, settings.Output, settings.Threads, Arg("--checkpoint", null!), int.Parse(Arg("--seed", "1"), CultureInfo.InvariantCulture));
     return;
 }
 

@@ -106,26 +106,30 @@ internal sealed class TruncatedBptt
         }
 
         // 2. All windows again, batched in one fused pass with gradient, from the detached states.
-        int longest = windows.Max(w => w.Length);
-        Tensor h, c;
-        if (longest == 0)
-        {
-            (h, c) = (h0, c0);
-        }
-        else
-        {
-            using var windowRaw = Gather(batch, windows, longest, raw.device);
-            // The classifier reads h only; anchors start the decoder from (h, c).
-            int supervisedCount = supervised ? batch.Count : 0;
-            var ends = windows.Select((w, j) => new StateRequest(j, w.Length) { HiddenOnly = j < supervisedCount }).ToList();
-            (h, c) = network.StatesAt(windowRaw, h0, c0, ends, int.MaxValue);
-        }
+        var (h, c) = WindowsWithGradient(network, batch, raw, windows, h0, c0, hiddenOnly: supervised ? batch.Count : 0);
 
         int b = supervised ? batch.Count : 0;
         Tensor? final = supervised ? h.narrow(0, 0, b) : null;
         if (segments.Count == 0)
             return new MainStates(final, null, null);
         return new MainStates(final, h.narrow(0, b, segments.Count), c.narrow(0, b, segments.Count));
+    }
+
+    /// <summary>
+    /// Runs every window with gradient, batched in one fused call from its detached start state (rows of
+    /// <paramref name="h0"/> and <paramref name="c0"/> in window order), and returns the states at each window's end.
+    /// The first <paramref name="hiddenOnly"/> windows need their hidden state only.
+    /// </summary>
+    private static (Tensor H, Tensor C) WindowsWithGradient(AuxLstmNetwork network, SequenceBatch batch, Tensor raw,
+        IReadOnlyList<BpttWindow> windows, Tensor h0, Tensor c0, int hiddenOnly)
+    {
+        int longest = windows.Max(w => w.Length);
+        if (longest == 0)
+            return (h0, c0);
+        using var windowRaw = Gather(batch, windows, longest, raw.device);
+        // The classifier reads h only; anchors start the decoder from (h, c).
+        var ends = windows.Select((w, j) => new StateRequest(j, w.Length) { HiddenOnly = j < hiddenOnly }).ToList();
+        return network.StatesAt(windowRaw, h0, c0, ends, int.MaxValue);
     }
 
     private MainStates RunPredict(AuxLstmNetwork network, SequenceBatch batch, Tensor raw, bool supervised, IReadOnlyList<AuxSegment> segments)
@@ -137,12 +141,19 @@ internal sealed class TruncatedBptt
                 throw new ArgumentOutOfRangeException(nameof(segments), $"Segment {s} lies outside row {s.Row}'s length.");
             windows.Add(PredictionWindow(s));
         }
-        var final = supervised ? Run(network, batch, raw, true, Array.Empty<AuxSegment>()).Final : null;
-
-        // States at each window's start, without gradient; then the windows with gradient, in one fused call.
-        Tensor h0, c0;
+        // States at each window's start, the classifier's windows first, from one gradient-free pass over the rows
+        // (not one pass for each loss).
+        var supervisedWindows = supervised
+            ? Enumerable.Range(0, batch.Count).Select(i => SupervisedWindow(i, batch.Lengths[i])).ToList()
+            : new List<BpttWindow>();
+        int b = supervisedWindows.Count;
+        Tensor hStarts, cStarts;
         using (no_grad())
-            (h0, c0) = network.StatesAt(raw, null, null, windows.Select(w => new StateRequest(w.Row, w.Start)).ToList(), _chunk);
+            (hStarts, cStarts) = network.StatesAt(raw, null, null, supervisedWindows.Concat(windows).Select(w => new StateRequest(w.Row, w.Start)).ToList(), _chunk);
+        var (h0, c0) = (hStarts.narrow(0, b, windows.Count), cStarts.narrow(0, b, windows.Count));
+        var final = b > 0 ? WindowsWithGradient(network, batch, raw, supervisedWindows, hStarts.narrow(0, 0, b), cStarts.narrow(0, 0, b), hiddenOnly: b).H : null;
+
+        // Then the prediction windows with gradient, in one fused call.
         int longest = windows.Max(w => w.Length);
         Tensor states; // (S, 1 + longest, H): position Start + j of window j's row at index j
         if (longest == 0)

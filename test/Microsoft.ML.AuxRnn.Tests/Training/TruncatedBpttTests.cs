@@ -135,6 +135,42 @@ public class TruncatedBpttTests
     [Theory]
     [InlineData(AuxiliaryLoss.Reconstruct)]
     [InlineData(AuxiliaryLoss.Predict)]
+    public void WithBothLossesEachReachesItsOwnWindowsAndTheStatesAreAPlainForwardPass(AuxiliaryLoss kind)
+    {
+        // Both losses from one call, as training computes them: the gradient-free pass to every window's start is
+        // shared, yet each loss's gradient reaches exactly its own windows, and the classifier's states are those of
+        // a plain forward pass.
+        const int k = 10, kAux = 6;
+        using var scope = NewDisposeScope();
+        var network = Network(kind);
+        var batch = UniqueTokenBatch();
+        var raw = network.RawInput(batch, CPU);
+        var segments = kind == AuxiliaryLoss.Reconstruct
+            ? new[] { new AuxSegment(0, 30, 20, 10, true), new AuxSegment(1, 12, 4, 8, true), new AuxSegment(3, 5, 0, 5, true) }
+            : new[] { new AuxSegment(0, 8, 8, 5, false), new AuxSegment(1, 20, 20, 10, false), new AuxSegment(3, 2, 2, 6, false) };
+        var states = new TruncatedBptt(k, kAux, 4).Run(network, batch, raw, supervised: true, segments, predict: kind == AuxiliaryLoss.Predict);
+
+        Tensor expectedFinal;
+        using (no_grad())
+        {
+            var (full, _, _) = ReferenceForward(network, network.EncodeRaw(raw));
+            expectedFinal = AuxLstmNetwork.GatherLast(full, batch.Lengths, 0);
+        }
+        states.Final!.allclose(expectedFinal, rtol: 1e-4, atol: 1e-5).Should().BeTrue("the classifier reads the rows' final states");
+
+        nn.functional.cross_entropy(network.Classify(states.Final!), tensor(batch.Labels)).backward(retain_graph: true);
+        ShouldReachExactly(InputGradientMask(network), (row, t) => t >= Lengths[row] - k, $"the supervised loss reaches the last {k} steps only");
+
+        network.zero_grad();
+        var auxiliary = kind == AuxiliaryLoss.Predict ? states.Outputs! : states.AnchorH!;
+        auxiliary.sum().backward();
+        ShouldReachExactly(InputGradientMask(network), (row, t) => segments.Any(s => s.Row == row && t >= s.Anchor - kAux
+            && t < (kind == AuxiliaryLoss.Predict ? s.End - 1 : s.Anchor)), $"the auxiliary loss reaches the {kAux} steps before each anchor (and a p-LSTM segment's steps)");
+    }
+
+    [Theory]
+    [InlineData(AuxiliaryLoss.Reconstruct)]
+    [InlineData(AuxiliaryLoss.Predict)]
     public void DecoderGroupsMatchOnePaddedCall(AuxiliaryLoss kind)
     {
         // Segments of 2 to 24 steps: grouped by length, each decoder call is padded to its group's longest only, and
