@@ -89,7 +89,7 @@ internal static class Ablation
             Measure.Commit(),
         });
         Console.WriteLine(line);
-        WriteCurve(Path.Combine(output, $"curve-{data}-{name}.csv"), model.TrainingHistory, trainRows, testRows, threads);
+        WriteCurve(Path.Combine(output, $"curve-{data}-{name}.csv"), model.TrainingHistory, trainRows, testRows, threads, resumed: checkpoint is not null);
         if (checkpoint is not null)
             return; // a curve in progress: its rows go to the csv, not to the ablation table
         string file = Path.Combine(output, $"ablation-{data}.md");
@@ -104,13 +104,16 @@ internal static class Ablation
         File.AppendAllText(file, "| " + line + " |\n");
     }
 
-    private static void WriteCurve(string path, IReadOnlyList<EpochReport> history, int trainRows, int testRows, int threads)
+    private static void WriteCurve(string path, IReadOnlyList<EpochReport> history, int trainRows, int testRows, int threads, bool resumed)
     {
         var lines = new List<string> { "epoch,pretraining,test_accuracy,train_accuracy,supervised_loss,auxiliary_loss,epoch_seconds,cumulative_minutes,train_rows,test_rows,threads,commit" };
         double total = 0;
         string commit = Measure.Commit();
-        foreach (var e in history)
+        // A curve resumed from its checkpoint keeps the commit each earlier epoch was trained at (the csv's last column).
+        var earlier = resumed && File.Exists(path) ? File.ReadLines(path).Skip(1).Select(l => l.Split(',')[^1]).ToList() : new List<string>();
+        foreach (var (e, i) in history.Select((e, i) => (e, i)))
         {
+            string epochCommit = i < earlier.Count ? earlier[i] : commit;
             total += e.Elapsed.TotalMinutes;
             lines.Add(string.Join(",",
                 e.Epoch.ToString(CultureInfo.InvariantCulture), e.Pretraining ? "1" : "0",
@@ -119,7 +122,7 @@ internal static class Ablation
                 e.SupervisedLoss.ToString("F4", CultureInfo.InvariantCulture), e.AuxiliaryLoss.ToString("F4", CultureInfo.InvariantCulture),
                 e.Elapsed.TotalSeconds.ToString("F0", CultureInfo.InvariantCulture), total.ToString("F1", CultureInfo.InvariantCulture),
                 trainRows.ToString(CultureInfo.InvariantCulture), testRows.ToString(CultureInfo.InvariantCulture),
-                threads.ToString(CultureInfo.InvariantCulture), commit));
+                threads.ToString(CultureInfo.InvariantCulture), epochCommit));
         }
         File.WriteAllLines(path, lines);
     }
