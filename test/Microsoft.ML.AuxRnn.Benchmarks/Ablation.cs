@@ -71,7 +71,9 @@ internal static class Ablation
             throw new ArgumentException($"unknown variant '{variant}': {string.Join(", ", Variants.Keys)}");
 
         Training.MixedPrecision.KeepMainNetworkInFloat32 = variant == "bfloat16-decoder";
-        var options = new AuxLstmClassifierOptions { Epochs = epochs, Seed = seed, NumberOfThreads = threads, ValidationSet = test, CheckpointFolder = checkpoint };
+        // Float32 unless the variant says otherwise: every ablation row before Auto became the default (session 6) was
+        // float32, and a row must not change precision with the machine it runs on.
+        var options = new AuxLstmClassifierOptions { Epochs = epochs, Seed = seed, NumberOfThreads = threads, ValidationSet = test, CheckpointFolder = checkpoint, Precision = ComputePrecision.Float32 };
         dataOptions(options);
         change(options);
         string name = seed == 1 ? variant : $"{variant}-seed{seed}";
@@ -98,7 +100,7 @@ internal static class Ablation
             File.WriteAllText(file,
                 $"# Ablation on {data}: {epochs} epochs, {trainRows} training rows, {testRows} test rows, seed 1 unless the variant names another, {threads} threads\n\n" +
                 "Each row changes one option from the defaults (r-LSTM, truncation 300, one segment of 600 steps per row, reverse order, " +
-                "forget-gate bias as TorchSharp initialises it, RMSProp 1e-3, batch 128). Test accuracy % after each joint epoch (pre-training epochs come first and are not counted).\n\n" +
+                "forget-gate bias as TorchSharp initialises it, RMSProp 1e-3, batch 128, float32). Test accuracy % after each joint epoch (pre-training epochs come first and are not counted).\n\n" +
                 "| variant | test accuracy % per epoch | best % | wall min | commit |\n|---|---|---|---|---|\n");
         }
         File.AppendAllText(file, "| " + line + " |\n");

@@ -43,13 +43,33 @@ internal sealed class MemoryEstimate
     /// <summary>Fixed working memory of a step besides what is modelled (libtorch's workspaces, the gradient-free chunks), in bytes.</summary>
     internal const long Overhead = 16L << 20;
 
+    /// <summary>
+    /// What an activation costs in bfloat16 mixed precision relative to float32 (<see cref="ComputePrecision.BFloat16"/>:
+    /// the LSTMs' and linear layers' activations are bfloat16; the losses and the decoder's softmax stay float32).
+    /// PLACEHOLDER
+    /// </summary>
+    internal const double BFloat16ActivationShare = 0.5;
+
     private readonly AuxLstmClassifierOptions _options;
     private readonly NetworkShape _shape;
+    private readonly ComputePrecision _precision;
 
+    /// <summary>The estimate for a CPU step in the precision <paramref name="options"/> resolve to on this machine.</summary>
     public MemoryEstimate(AuxLstmClassifierOptions options, NetworkShape shape)
+        : this(options, shape, MixedPrecision.Resolve(options.Precision, TorchSharp.torch.CPU).Precision)
     {
+    }
+
+    /// <param name="options">The training options.</param>
+    /// <param name="shape">The network's shape.</param>
+    /// <param name="precision">The precision the step computes in: Float32 or BFloat16 (Auto already resolved).</param>
+    public MemoryEstimate(AuxLstmClassifierOptions options, NetworkShape shape, ComputePrecision precision)
+    {
+        if (precision == ComputePrecision.Auto)
+            throw new ArgumentException("Resolve Auto first.", nameof(precision));
         _options = options;
         _shape = shape;
+        _precision = precision;
     }
 
     /// <summary>
@@ -75,20 +95,25 @@ internal sealed class MemoryEstimate
         double auxiliaryWindow = _shape.AuxiliaryLoss == AuxiliaryLoss.Predict
             ? MeanMin(1, t - 1, auxiliaryTruncation ?? t) + MeanMin(1, t - 1, m) - 1
             : MeanMin(2, t, auxiliaryTruncation ?? t);
-        double windows = (b * supervisedWindow + segments * auxiliaryWindow * AuxiliaryWindowShare) * perLstmStep;
+        // In bfloat16 the activations take about half the bytes (BFloat16ActivationShare).
+        double activation = _precision == ComputePrecision.BFloat16 ? BFloat16ActivationShare : 1;
+        double windows = (b * supervisedWindow + segments * auxiliaryWindow * AuxiliaryWindowShare) * perLstmStep * activation;
 
         // The decoder over every segment: its LSTM layers and, at every step, the head and its outputs (logits,
         // log-softmax and their gradients): one value per token of the vocabulary (the dense one of the training keys,
-        // for key columns), which for a large vocabulary is most of the step's memory.
+        // for key columns), which for a large vocabulary is most of the step's memory. The outputs are counted in float32
+        // in either precision: in bfloat16 the logits are cast up before the loss, so the bfloat16 copies come on top.
         double outputs = _shape.Discrete ? _shape.Vocabulary : _shape.StepSize;
-        double decoder = segments * m * (_options.DecoderLayers * perLstmStep + 2 * head + DecoderOutputCopies * outputs);
+        double decoder = segments * m * ((_options.DecoderLayers * perLstmStep + 2 * head) * activation + DecoderOutputCopies * outputs);
 
         // The batch on the device (int64 tokens or float values) and the gradient-free pass's chunks.
         double input = b * t * (_shape.Discrete ? 2 : _shape.StepSize);
-        double chunks = b * Math.Min(t, AuxLstmNetwork.ForwardChunk) * (e + 8 * h);
+        double chunks = b * Math.Min(t, AuxLstmNetwork.ForwardChunk) * (e + 8 * h) * activation;
 
-        // Weights, gradients, optimizer state (RMSProp: 1 slot, Adam: 2) and the best epoch's copy.
-        double weightCopies = 2 + (_options.Optimizer == AuxOptimizer.Adam ? 2 : 1) + (_options.ValidationSet is null ? 0 : 1);
+        // Weights, gradients, optimizer state (RMSProp: 1 slot, Adam: 2) and the best epoch's copy; in bfloat16 also the
+        // bfloat16 copy of the weights and its gradients (two half-size copies).
+        double weightCopies = 2 + (_options.Optimizer == AuxOptimizer.Adam ? 2 : 1) + (_options.ValidationSet is null ? 0 : 1)
+            + (_precision == ComputePrecision.BFloat16 ? 1 : 0);
         double weights = weightCopies * (Parameters(_shape) + (auxiliary ? DecoderParameters(_shape, _options.DecoderLayers) : 0));
 
         double floats = windows + decoder + input + chunks + weights;

@@ -102,23 +102,27 @@ public class MemoryEstimateTests
     }
 
     [Theory]
-    [InlineData(AuxiliaryLoss.Reconstruct, 1)]
-    [InlineData(AuxiliaryLoss.Reconstruct, 3)]
-    [InlineData(AuxiliaryLoss.None, 1)]
-    public void AVocabularyOf65537TokensCostsItsDecoderOutputsAndWeightsMoreThanADenseOne(AuxiliaryLoss loss, int segments)
+    [InlineData(AuxiliaryLoss.Reconstruct, 1, ComputePrecision.Float32)]
+    [InlineData(AuxiliaryLoss.Reconstruct, 3, ComputePrecision.Float32)]
+    [InlineData(AuxiliaryLoss.None, 1, ComputePrecision.Float32)]
+    [InlineData(AuxiliaryLoss.Reconstruct, 1, ComputePrecision.BFloat16)]
+    [InlineData(AuxiliaryLoss.None, 1, ComputePrecision.BFloat16)]
+    public void AVocabularyOf65537TokensCostsItsDecoderOutputsAndWeightsMoreThanADenseOne(AuxiliaryLoss loss, int segments, ComputePrecision precision)
     {
         // The issue's settings: a 100-step segment, character keys (65,536 + 1 tokens) against the 40 a text uses.
         var o = new AuxLstmClassifierOptions { AuxiliaryLoss = loss, SegmentLength = 100, SegmentsPerSequence = segments, BatchSize = 128 };
         const int Wide = 65_537, Dense = 40, Length = 1_000;
-        long wide = new MemoryEstimate(o, NetworkShape.From(o, true, Wide, 1, 14)).Bytes(Length);
-        long dense = new MemoryEstimate(o, NetworkShape.From(o, true, Dense, 1, 14)).Bytes(Length);
+        long wide = new MemoryEstimate(o, NetworkShape.From(o, true, Wide, 1, 14), precision).Bytes(Length);
+        long dense = new MemoryEstimate(o, NetworkShape.From(o, true, Dense, 1, 14), precision).Bytes(Length);
 
         // Per predicted step of every segment the decoder's output layer gives one logit per token, kept with its
-        // log-softmax and both gradients; the vocabulary-sized weights (the main and decoder embeddings, the decoder's
-        // output layer and its bias) are kept as weights, gradients and RMSProp state.
+        // log-softmax and both gradients (float32 in either precision); the vocabulary-sized weights (the main and
+        // decoder embeddings, the decoder's output layer and its bias) are kept as weights, gradients and RMSProp
+        // state, and in bfloat16 also as a bfloat16 copy with its gradients (one float32 copy's worth).
         double tokens = Wide - Dense;
         double outputs = loss == AuxiliaryLoss.None ? 0 : o.BatchSize * segments * o.SegmentLength * MemoryEstimate.DecoderOutputCopies * tokens;
-        double weights = 3 * tokens * (o.EmbeddingSize + (loss == AuxiliaryLoss.None ? 0 : o.EmbeddingSize + o.ClassifierHiddenSize + 1));
+        double copies = precision == ComputePrecision.BFloat16 ? 4 : 3;
+        double weights = copies * tokens * (o.EmbeddingSize + (loss == AuxiliaryLoss.None ? 0 : o.EmbeddingSize + o.ClassifierHiddenSize + 1));
         ((double)(wide - dense)).Should().BeApproximately(sizeof(float) * (outputs + weights), 16);
         if (loss != AuxiliaryLoss.None)
             (wide - dense).Should().BeGreaterThan((12L << 30) * segments, "the 65,537-way output layer alone needs over 12 GiB per segment and step at batch 128");
@@ -169,16 +173,19 @@ public class MemoryEstimateTests
     }
 
     [Theory]
-    [InlineData(AuxiliaryLoss.None, null)]
-    [InlineData(AuxiliaryLoss.Reconstruct, null)]
-    [InlineData(AuxiliaryLoss.Reconstruct, 10)] // short auxiliary windows beside full-length supervised ones
-    public void TheEstimateIsCloseToTheMeasuredPeakOfAFullBpttStep(AuxiliaryLoss loss, int? auxiliaryTruncation)
+    [InlineData(AuxiliaryLoss.None, null, ComputePrecision.Float32)]
+    [InlineData(AuxiliaryLoss.Reconstruct, null, ComputePrecision.Float32)]
+    [InlineData(AuxiliaryLoss.Reconstruct, 10, ComputePrecision.Float32)] // short auxiliary windows beside full-length supervised ones
+    [InlineData(AuxiliaryLoss.None, null, ComputePrecision.BFloat16)]
+    [InlineData(AuxiliaryLoss.Reconstruct, null, ComputePrecision.BFloat16)]
+    [InlineData(AuxiliaryLoss.Reconstruct, 10, ComputePrecision.BFloat16)]
+    public void TheEstimateIsCloseToTheMeasuredPeakOfAFullBpttStep(AuxiliaryLoss loss, int? auxiliaryTruncation, ComputePrecision precision)
     {
         if (!OperatingSystem.IsLinux())
             return;
         const int Length = 2_000;
         // With freed memory retained (the largest footprint a Fit may have): the estimate must cover it.
-        var o = new AuxLstmClassifierOptions { AuxiliaryLoss = loss, HiddenSize = 64, EmbeddingSize = 64, TruncationLength = null, AuxiliaryTruncationLength = auxiliaryTruncation, BatchSize = 16, Epochs = 1, SegmentLength = 200, CpuTuning = CpuTuningMode.RetainFreedMemory };
+        var o = new AuxLstmClassifierOptions { AuxiliaryLoss = loss, HiddenSize = 64, EmbeddingSize = 64, TruncationLength = null, AuxiliaryTruncationLength = auxiliaryTruncation, BatchSize = 16, Epochs = 1, SegmentLength = 200, CpuTuning = CpuTuningMode.RetainFreedMemory, Precision = precision };
         var rng = new Random(1);
         var data = SequenceDataset.Discrete(256);
         for (int i = 0; i < o.BatchSize; i++)
@@ -204,8 +211,8 @@ public class MemoryEstimateTests
             new AuxLstmTrainer(TrainingFixtures.Host(), o, 1).Train(data, null, shape, CPU).Network.Dispose();
             measured = Math.Max(measured, StatusKb("VmHWM") * 1024.0 - before);
         }
-        double estimate = new MemoryEstimate(o, shape).Bytes(Length);
-        _output.WriteLine($"{loss}, auxiliary truncation {auxiliaryTruncation?.ToString() ?? "none"}: measured {measured / (1 << 20):F0} MiB, estimated {estimate / (1 << 20):F0} MiB");
+        double estimate = new MemoryEstimate(o, shape, precision).Bytes(Length);
+        _output.WriteLine($"{loss}, auxiliary truncation {auxiliaryTruncation?.ToString() ?? "none"}, {precision}: measured {measured / (1 << 20):F0} MiB, estimated {estimate / (1 << 20):F0} MiB");
 
         // The same step measures differently on different machines (this r-LSTM case: 224-240 MiB on the development
         // machine, 187 MiB on CI's, where the estimate of then, 282 MiB, was 1.51x; it is 274 MiB now).

@@ -184,10 +184,14 @@ public class AuxLstmTrainerTests
         var data = Data();
         // A complete run, its network disposed, is the reference: TorchSharp 0.107 counts 2 handles per Linear module
         // that it never counts down (a counter, not memory: see LongJobTests.CompleteRunResidue).
+        // In bfloat16 (what Auto picks on a CPU with AMX or AVX-512 BF16) the step runs on bfloat16 copies of the same
+        // modules, whose Linear layers leave as many handles again.
         long before = SettledTensors();
-        Train(Options(epochs: 1), data).Network.Dispose();
+        var complete = Train(Options(epochs: 1), data);
+        complete.Network.Dispose();
         long completeRun = LiveTensors() - before;
-        completeRun.Should().BeLessThan(20);
+        int moduleSets = complete.Epochs[0].Precision == ComputePrecision.BFloat16 ? 2 : 1;
+        completeRun.Should().BeLessThan(20 * moduleSets);
 
         var ml = new MLContext(seed: 1);
         int epochs = 0;

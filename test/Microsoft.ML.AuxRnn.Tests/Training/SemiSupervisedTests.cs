@@ -186,17 +186,18 @@ public class SemiSupervisedTests
 
         var log = new List<string>();
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        double semi = Accuracy(withUnlabeled, RLstm(10), log);
+        double semi = Accuracy(withUnlabeled, RLstm(20), log);
         double semiSeconds = watch.Elapsed.TotalSeconds;
-        // The same model, with the same options, on the labeled rows alone. (Given as many mini-batches as above, 160
+        // The same model, with the same options, on the labeled rows alone. (Given as many mini-batches as 10 epochs above, 160
         // epochs of 2, the labeled rows alone did as well or better in our runs: 81.8 % with ForgetGateBias 1, 100 % with
         // TorchSharp's initialisation; the gain shown here is that of training on the data one has, not per step.)
-        double alone = Accuracy(labeled, RLstm(10));
+        double alone = Accuracy(labeled, RLstm(20));
         _output.WriteLine($"{labeledCount} labeled + {1000 - labeledCount} unlabeled: {semi:P1} ({semiSeconds:F0} s); {labeledCount} labeled alone: {alone:P1}");
 
         log.Should().Contain(m => m.Contains($"{labeledCount} labeled rows train the classifier and the auxiliary loss; {1000 - labeledCount} rows whose label 'Label' is missing"));
-        // Seed-sensitive: over seeds 1-4 (and float roundings) this setting reached 100 % in 4 of 8 runs and 75 % in the
-        // others (the head, trained on 40 labels, leaving one pair of classes merged); seed 1 reaches 100 %.
+        // After 10 epochs this was seed-sensitive: 100 % in 4 of 8 runs, 75 % in the others (the head, trained on 40
+        // labels, leaving one pair of classes merged). After 20, seeds 1-4 in float32 and in bfloat16 all end at
+        // ≥ 94 % (docs/runs/session6/probe-semi.txt), so the test holds in whichever precision Auto picks.
         semi.Should().BeGreaterThanOrEqualTo(0.9, "the unlabeled rows' reconstruction loss teaches the LSTM to carry the class");
         semi.Should().BeGreaterThan(alone + 0.25);
     }
