@@ -35,6 +35,9 @@ internal sealed partial class TrainingMonitor : IDisposable
 
     public string? LastWarning { get; private set; }
 
+    /// <summary>The precision training computes in, as the trainer logged it ("bfloat16 (Auto: the CPU has AMX)"), once known.</summary>
+    public string? Precision { get; private set; }
+
     public TimeSpan Elapsed => _watch.Elapsed;
 
     public IReadOnlyList<EpochLine> Epochs
@@ -72,6 +75,8 @@ internal sealed partial class TrainingMonitor : IDisposable
         string message = e.RawMessage ?? e.Message;
         if (e.Kind == ChannelMessageKind.Warning)
             LastWarning = message;
+        if (Precision == null && TryParsePrecision(message) is { } precision)
+            Precision = precision;
         if (Rows == null && RowsPattern().Match(message) is { Success: true } rows)
             Rows = long.Parse(rows.Groups[1].Value.Replace(",", ""), CultureInfo.InvariantCulture);
         if (TryParseEpoch(message) is { } epoch)
@@ -82,6 +87,16 @@ internal sealed partial class TrainingMonitor : IDisposable
                 _lastEpochAt = _watch.Elapsed;
             }
         }
+    }
+
+    /// <summary>
+    /// Reads the trainer's "Computing in bfloat16 (mixed precision: …) (Auto: the CPU has AVX-512 BF16)." line as
+    /// "bfloat16 (Auto: the CPU has AVX-512 BF16)"; null for any other message.
+    /// </summary>
+    internal static string? TryParsePrecision(string message)
+    {
+        var m = PrecisionPattern().Match(message);
+        return m.Success ? $"{m.Groups[1].Value} ({m.Groups[2].Value})" : null;
     }
 
     internal static EpochLine? TryParseEpoch(string message)
@@ -126,6 +141,9 @@ internal sealed partial class TrainingMonitor : IDisposable
     [GeneratedRegex(@"([\d.]+)\s*s\b(?!.*\d\s*s\b)")]
     private static partial Regex SecondsPattern();
 
+    [GeneratedRegex(@"^Computing in (bfloat16|float32)\b.*\(([^()]*)\)\.?\s*$")]
+    private static partial Regex PrecisionPattern();
+
     [GeneratedRegex(@"([\d,]+) rows")]
     private static partial Regex RowsPattern();
 }
@@ -158,10 +176,16 @@ internal static class ProgressDisplay
         else
         {
             int shown = 0;
+            bool precisionShown = false;
             console.MarkupLine($"[bold]{Markup.Escape(title)}[/]: training {totalEpochs} epoch{(totalEpochs == 1 ? "" : "s")}…");
             while (true)
             {
                 bool finished = Finished(task, 250);
+                if (!precisionShown && monitor.Precision is { } precision)
+                {
+                    console.MarkupLine("  computing in " + Markup.Escape(precision));
+                    precisionShown = true;
+                }
                 var epochs = monitor.Epochs;
                 for (; shown < epochs.Count; shown++)
                     console.MarkupLine("  " + Markup.Escape(DescribeEpoch(epochs[shown], monitor)));
@@ -181,7 +205,7 @@ internal static class ProgressDisplay
     {
         var epochs = monitor.Epochs;
         if (epochs.Count == 0)
-            return $"{title}: reading data and training epoch 1/{monitor.TotalEpochs}";
+            return $"{title}: reading data and training epoch 1/{monitor.TotalEpochs}" + (monitor.Precision is { } p ? $" in {p}" : "");
         return $"{title}: " + DescribeEpoch(epochs[^1], monitor);
     }
 

@@ -22,7 +22,15 @@ public class CliTests
         models.Select(m => m.GetProperty("auxiliaryLoss").GetString()).Should().Equal("None", "Reconstruct");
         models.Should().OnlyContain(m => m.GetProperty("testAccuracy").GetDouble() >= 0 && m.GetProperty("testAccuracy").GetDouble() <= 1);
         models.Should().OnlyContain(m => m.GetProperty("epochs").GetArrayLength() == 1, "the progress monitor saw the trainer's epoch line");
+        result.Console.Should().MatchRegex(@"computing in (bfloat16|float32) \((Auto|Precision)[^)]*\)", "the command says which precision Auto chose");
     }
+
+    [Theory]
+    [InlineData("Computing in bfloat16 (mixed precision: float32 weights, optimizer state and losses) (Auto: the CPU has AVX-512 BF16).", "bfloat16 (Auto: the CPU has AVX-512 BF16)")]
+    [InlineData("Computing in float32 (Precision = Float32).", "float32 (Precision = Float32)")]
+    [InlineData("Epoch 1/3 (joint): loss 0.5, 1.0 s", null)]
+    public void ProgressMonitorReadsThePrecisionLine(string message, string? expected) =>
+        TrainingMonitor.TryParsePrecision(message).Should().Be(expected);
 
     [Fact]
     public void TrainEvaluatePredictOnPermutedMnistUseTheRecordedPermutation()
