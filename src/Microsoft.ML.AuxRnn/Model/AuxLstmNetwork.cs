@@ -164,8 +164,10 @@ internal sealed class AuxLstmNetwork : nn.Module
         if (training && Shape.DropConnect > 0)
         {
             // DropConnect: drop individual weights (not units) of the second layer, rescaled to keep expectations.
-            using var keep = bernoulli(full_like(w2, 1 - Shape.DropConnect), generator);
-            w2 = w2 * keep / (1 - Shape.DropConnect);
+            // Scalars held in variables for the calls' duration (see LstmRunner.RebuildCells).
+            using Scalar keepProbability = 1 - Shape.DropConnect;
+            using var keep = bernoulli(full_like(w2, keepProbability), generator);
+            w2 = w2 * keep / keepProbability;
         }
         h = nn.functional.relu(nn.functional.linear(h, w2, _fc2.bias));
         return _out.forward(h).MoveToOuterDisposeScope();

@@ -127,6 +127,7 @@ internal sealed class AuxiliaryDecoder : nn.Module
 
         var outputs = new List<Tensor>((int)m - 1);
         (Tensor, Tensor) state = (h0, c0);
+        using Scalar probability = samplingProbability; // held for every call (see LstmRunner.RebuildCells)
         Tensor? previous = null;
         for (long j = 0; j < m - 1; j++)
         {
@@ -134,7 +135,7 @@ internal sealed class AuxiliaryDecoder : nn.Module
             if (previous is not null && samplingProbability > 0)
             {
                 // No host synchronisation: the mix is computed whether or not any row feeds back.
-                var feedBack = rand(new[] { rows }, device: segments.device, generator: generator).lt(samplingProbability);
+                var feedBack = rand(new[] { rows }, device: segments.device, generator: generator).lt(probability);
                 var own = EncodeRaw(previous.unsqueeze(0));
                 x = where(feedBack.view(1, rows, 1), own, x);
             }
@@ -182,7 +183,8 @@ internal sealed class AuxiliaryDecoder : nn.Module
                 : predicted;
         }
         var own = EncodeRaw(fed); // with gradient into the encoder, as the step-by-step path's fed-back inputs have
-        var feedBack = rand(new[] { steps - 1, rows, 1L }, device: segments.device, generator: generator).lt(samplingProbability);
+        using Scalar probability = samplingProbability; // held for the call (see LstmRunner.RebuildCells)
+        var feedBack = rand(new[] { steps - 1, rows, 1L }, device: segments.device, generator: generator).lt(probability);
         var mixed = cat(new[] { inputs.narrow(0, 0, 1), where(feedBack, own, inputs.narrow(0, 1, steps - 1)) }, 0);
         var (output, _, _) = _lstm.forward(mixed, start);
         return Head(output).transpose(0, 1);

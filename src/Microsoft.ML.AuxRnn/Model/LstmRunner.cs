@@ -1,4 +1,5 @@
 using Microsoft.ML.AuxRnn.Runtime;
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -243,7 +244,7 @@ internal static class LstmRunner
     /// <paramref name="rows"/>[k]: c ← f ⊙ c + i ⊙ g from the call's initial c, with the gates recomputed from the
     /// call's input and output.
     /// </summary>
-    private static Tensor RebuildCells(CellWeights w, Tensor input, Tensor output, Tensor hInit, Tensor cInit, int[] rows, int[] lengths, int hiddenSize)
+    internal static Tensor RebuildCells(CellWeights w, Tensor input, Tensor output, Tensor hInit, Tensor cInit, int[] rows, int[] lengths, int hiddenSize)
     {
         using var scope = NewDisposeScope();
         var device = input.device;
@@ -265,9 +266,14 @@ internal static class LstmRunner
 
         var cell = cInit.index_select(0, idx);
         var cells = new Tensor[length];
+        // One Scalar, held until the loop ends: TorchSharp 0.107 reads a Scalar's handle and calls libtorch without
+        // keeping the Scalar alive, so a temporary one (an implicit conversion per call) can be finalized during the
+        // call and libtorch reads freed memory ("Expected false to be true" from Scalar::toFloat, seen in a long run;
+        // ScalarLifetimeTests reproduces it).
+        using Scalar one = 1;
         for (int s = 0; s < length; s++)
         {
-            cell = addcmul(updates[s], forget[s], cell, 1);
+            cell = addcmul(updates[s], forget[s], cell, one);
             cells[s] = cell;
         }
         var pick = Index(rows.Select((r, k) => (long)slot[r] * length + lengths[k] - 1), device);
@@ -277,7 +283,7 @@ internal static class LstmRunner
     private static Tensor Index(IEnumerable<long> values, Device device) => tensor(values.ToArray(), device: device);
 
     /// <summary>The weights of a one-layer LSTM (gate order i, f, g, o): the module's own parameters, not copies.</summary>
-    private sealed record CellWeights(Tensor InputWeight, Tensor HiddenWeight, Tensor? InputBias, Tensor? HiddenBias)
+    internal sealed record CellWeights(Tensor InputWeight, Tensor HiddenWeight, Tensor? InputBias, Tensor? HiddenBias)
     {
         public static CellWeights Of(LSTM lstm, int hiddenSize)
         {
