@@ -46,9 +46,11 @@ public class ScalarLifetimeTests
         bool stop = false;
         var collector = new Thread(() =>
         {
+            // Young-generation collections: the temporary Scalars die young, and a gen-0 collection stays cheap however
+            // large the heap that earlier tests in the process left (full collections there let only 3 calls through).
             while (!Volatile.Read(ref stop))
             {
-                GC.Collect();
+                GC.Collect(0, GCCollectionMode.Forced, blocking: true);
                 GC.WaitForPendingFinalizers();
             }
         });
