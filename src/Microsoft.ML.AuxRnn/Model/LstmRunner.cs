@@ -258,7 +258,12 @@ internal static class LstmRunner
         var xs = input.index_select(0, idx).narrow(1, 0, length);
         var first = hInit.index_select(0, idx).unsqueeze(1);
         var previous = length == 1 ? first : cat(new[] { first, output.index_select(0, idx).narrow(1, 0, length - 1) }, 1);
-        var gates = nn.functional.linear(xs, w.InputWeight, w.InputBias) + nn.functional.linear(previous, w.HiddenWeight, w.HiddenBias);
+        // One Scalar, held until the end: TorchSharp 0.107 reads a Scalar's handle and calls libtorch without keeping the
+        // Scalar alive, so a temporary one (an implicit conversion, or the alpha of TorchSharp's own Tensor + Tensor) can
+        // be finalized during the call and libtorch reads freed memory ("Expected false to be true" from Scalar::toFloat,
+        // seen in a long run; ScalarLifetimeTests reproduces it).
+        using Scalar one = 1;
+        var gates = nn.functional.linear(xs, w.InputWeight, w.InputBias).add(nn.functional.linear(previous, w.HiddenWeight, w.HiddenBias), one);
         var inputForget = gates.narrow(2, 0, 2 * hiddenSize).sigmoid();
         var update = inputForget.narrow(2, 0, hiddenSize) * gates.narrow(2, 2 * hiddenSize, hiddenSize).tanh();
         var forget = inputForget.narrow(2, hiddenSize, hiddenSize).unbind(1);
@@ -266,11 +271,6 @@ internal static class LstmRunner
 
         var cell = cInit.index_select(0, idx);
         var cells = new Tensor[length];
-        // One Scalar, held until the loop ends: TorchSharp 0.107 reads a Scalar's handle and calls libtorch without
-        // keeping the Scalar alive, so a temporary one (an implicit conversion per call) can be finalized during the
-        // call and libtorch reads freed memory ("Expected false to be true" from Scalar::toFloat, seen in a long run;
-        // ScalarLifetimeTests reproduces it).
-        using Scalar one = 1;
         for (int s = 0; s < length; s++)
         {
             cell = addcmul(updates[s], forget[s], cell, one);

@@ -12,11 +12,10 @@ namespace Microsoft.ML.AuxRnn.Tests.Model;
 /// false to be true" from Scalar::toFloat, or reads whatever the freed memory holds (a DisposeScope does not prevent
 /// it). A DBpedia training run died of it in <see cref="LstmRunner"/>'s cell rebuild, which calls addcmul once per
 /// step. The library's per-step and per-batch calls hold their Scalars in variables for the call's duration.
-/// The failure itself is not reproduced here: it needs the freed Scalar's memory to be reused by another allocation
-/// during the call, and 6 s of this test did not provoke that with the old code either. The probe that did (bare
-/// addcmul with a temporary Scalar under the same collector, failing after 10,000–68,000 calls, inside a DisposeScope
-/// too) is docs/runs/session6/ProbeScalar.cs.txt. What this test holds: the rebuild is the fused LSTM's cell state,
-/// and stays bit-identical while collections and finalizers run during its calls.
+/// With gen-0 collections beside the calls this test does reproduce the failure: in the suite it failed on the rebuild's
+/// `Tensor + Tensor` (TorchSharp's operator passes a temporary alpha Scalar) after its addcmul had been fixed. It holds
+/// that the rebuild is the fused LSTM's cell state and stays bit-identical while collections and finalizers run during
+/// its calls. (Alone, in a small heap, it has passed on the old code too: the failure needs the freed memory reused.)
 /// </summary>
 public class ScalarLifetimeTests
 {
