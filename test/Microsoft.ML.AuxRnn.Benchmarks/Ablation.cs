@@ -32,6 +32,7 @@ internal static class Ablation
         ["bfloat16"] = o => o.Precision = ComputePrecision.BFloat16,
         ["bfloat16-decoder"] = o => o.Precision = ComputePrecision.BFloat16, // and the main network kept in float32 (below)
         ["lstm-bfloat16"] = o => { o.AuxiliaryLoss = AuxiliaryLoss.None; o.Precision = ComputePrecision.BFloat16; },
+        ["p-lstm-bfloat16"] = o => { o.AuxiliaryLoss = AuxiliaryLoss.Predict; o.Precision = ComputePrecision.BFloat16; },
         ["sampling-0.5-exact"] = o => { o.ScheduledSamplingProbability = 0.5; o.ExactScheduledSampling = true; },
     };
 
