@@ -33,6 +33,11 @@ internal static class Ablation
         ["bfloat16-decoder"] = o => o.Precision = ComputePrecision.BFloat16, // and the main network kept in float32 (below)
         ["lstm-bfloat16"] = o => { o.AuxiliaryLoss = AuxiliaryLoss.None; o.Precision = ComputePrecision.BFloat16; },
         ["p-lstm-bfloat16"] = o => { o.AuxiliaryLoss = AuxiliaryLoss.Predict; o.Precision = ComputePrecision.BFloat16; },
+        // Relative to the data's segment length (600 on MNIST, 100 on DBpedia), so one name means the same change on both.
+        ["segments-4"] = o => { o.SegmentsPerSequence = 4; o.SegmentLength /= 4; },
+        ["distant-past-half"] = o => o.DistantPastRange = o.SegmentLength / 2,
+        ["spill-sixth"] = o => o.SpillPastAnchor = o.SegmentLength / 6,
+        ["halving-3"] = o => o.LearningRateHalvingEpochs = 3,
         ["sampling-0.5-exact"] = o => { o.ScheduledSamplingProbability = 0.5; o.ExactScheduledSampling = true; },
     };
 
