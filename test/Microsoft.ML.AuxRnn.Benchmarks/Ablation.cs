@@ -38,6 +38,11 @@ internal static class Ablation
         ["distant-past-half"] = o => o.DistantPastRange = o.SegmentLength / 2,
         ["spill-sixth"] = o => o.SpillPastAnchor = o.SegmentLength / 6,
         ["halving-3"] = o => o.LearningRateHalvingEpochs = 3,
+        // Halving every 12 epochs, for a fork of the full-MNIST curves at epoch 12: epochs 1-12 ran at the initial rate
+        // as they would have with this option, so a checkpoint of epoch 12 resumes as if the option had been set from
+        // the start (the checkpoint's option fingerprint rewritten from "halving 0" to "halving 12").
+        ["bfloat16-halving-12"] = o => { o.Precision = ComputePrecision.BFloat16; o.LearningRateHalvingEpochs = 12; },
+        ["lstm-bfloat16-halving-12"] = o => { o.AuxiliaryLoss = AuxiliaryLoss.None; o.Precision = ComputePrecision.BFloat16; o.LearningRateHalvingEpochs = 12; },
         ["sampling-0.5-exact"] = o => { o.ScheduledSamplingProbability = 0.5; o.ExactScheduledSampling = true; },
     };
 
