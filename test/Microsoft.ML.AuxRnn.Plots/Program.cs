@@ -46,7 +46,7 @@ void Draw(string path, string xLabel, Func<Curve, double> x)
     plot.Axes.SetLimitsX(0, Math.Max(1, Math.Ceiling(maxX * 1.05)));
     if (xLabel.StartsWith("epochs", StringComparison.Ordinal))
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericFixedInterval(1);
-    plot.ShowLegend(Alignment.UpperLeft);
+    plot.ShowLegend(Alignment.LowerRight); // accuracy curves rise to the right: the lower right stays empty
     plot.SavePng(path, 800, 500);
     Console.WriteLine($"wrote {path}");
 }
