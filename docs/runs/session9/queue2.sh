@@ -1,7 +1,7 @@
 #!/bin/bash
 # Session 9's queue: pops one job per line from jobs.txt ("data variant epochs trainRows testRows [checkpoint]"),
-# (Epoch 13 of the r-LSTM ran from the same script with the binary and worktree of 27f8476: docs/runs/session8/queue.sh, D=/work/runs/s9.)
 # runs it under the shared TorchSharp lock from a worktree at the binary's commit; waits while PAUSE exists; STOP ends it.
+# (Epoch 13 of the r-LSTM ran from the same script with the binary and worktree of 27f8476: docs/runs/session8/queue.sh, D=/work/runs/s9.)
 cd /work/wt-bench3
 BIN=/work/runs/bench-6f726ec/Microsoft.ML.AuxRnn.Benchmarks.dll
 D=/work/runs/s9
