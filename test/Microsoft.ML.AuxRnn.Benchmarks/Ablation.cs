@@ -43,6 +43,10 @@ internal static class Ablation
         // the start (the checkpoint's option fingerprint rewritten from "halving 0" to "halving 12").
         ["bfloat16-halving-12"] = o => { o.Precision = ComputePrecision.BFloat16; o.LearningRateHalvingEpochs = 12; },
         ["lstm-bfloat16-halving-12"] = o => { o.AuxiliaryLoss = AuxiliaryLoss.None; o.Precision = ComputePrecision.BFloat16; o.LearningRateHalvingEpochs = 12; },
+        // Scheduled sampling on the full-MNIST protocol (bfloat16 like its r-LSTM curve from epoch 7 on): does feeding the
+        // decoder its own predictions make the auxiliary loss need the anchor state, as ../shared/docs/method.md warns?
+        ["bfloat16-sampling-0.5"] = o => { o.Precision = ComputePrecision.BFloat16; o.ScheduledSamplingProbability = 0.5; },
+        ["bfloat16-sampling-1"] = o => { o.Precision = ComputePrecision.BFloat16; o.ScheduledSamplingProbability = 1; },
         ["sampling-0.5-exact"] = o => { o.ScheduledSamplingProbability = 0.5; o.ExactScheduledSampling = true; },
     };
 
