@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.ML;
+using Microsoft.ML.Data;
 using Microsoft.ML.AuxRnn.Datasets;
 using Microsoft.ML.AuxRnn.Training;
 
@@ -47,6 +48,9 @@ internal static class Ablation
         // decoder its own predictions make the auxiliary loss need the anchor state, as ../shared/docs/method.md warns?
         ["bfloat16-sampling-0.5"] = o => { o.Precision = ComputePrecision.BFloat16; o.ScheduledSamplingProbability = 0.5; },
         ["bfloat16-sampling-1"] = o => { o.Precision = ComputePrecision.BFloat16; o.ScheduledSamplingProbability = 1; },
+        // Session 11: what the supervised window alone can give, and what full backpropagation gives, on the same schedule
+        // as session 9's halved curves (use with data "mnist-tail300": the LSTM then backpropagates through all it reads).
+        ["lstm-full-bptt-bfloat16-halving-12"] = o => { o.AuxiliaryLoss = AuxiliaryLoss.None; o.TruncationLength = null; o.Precision = ComputePrecision.BFloat16; o.LearningRateHalvingEpochs = 12; },
         ["sampling-0.5-exact"] = o => { o.ScheduledSamplingProbability = 0.5; o.ExactScheduledSampling = true; },
     };
 
@@ -71,6 +75,17 @@ internal static class Ablation
                 test = ml.Data.TakeRows(AuxRnnDatasets.LoadMnist(ml, Path.Combine(dataRoot, "mnist", "t10k-images-idx3-ubyte.gz"), Path.Combine(dataRoot, "mnist", "t10k-labels-idx1-ubyte.gz"), permutation), testRows);
                 dataOptions = o => o.InputLevels = 256;
                 break;
+            case "mnist-tail300":
+                // Only the last 300 pixels of each image (its bottom 10.7 rows): exactly what the supervised gradient of a
+                // model truncated at 300 steps reaches on the full 784-step rows.
+                var tail = ml.Transforms.CustomMapping<MnistRow, MnistTail>((row, cut) => cut.Tail = row.Features[^MnistTail.Length..], contractName: null);
+                var fullTrain = ml.Data.TakeRows(AuxRnnDatasets.LoadMnist(ml, Path.Combine(dataRoot, "mnist", "train-images-idx3-ubyte.gz"), Path.Combine(dataRoot, "mnist", "train-labels-idx1-ubyte.gz")), trainRows);
+                var fullTest = ml.Data.TakeRows(AuxRnnDatasets.LoadMnist(ml, Path.Combine(dataRoot, "mnist", "t10k-images-idx3-ubyte.gz"), Path.Combine(dataRoot, "mnist", "t10k-labels-idx1-ubyte.gz")), testRows);
+                var cutter = tail.Fit(fullTrain);
+                train = ml.Data.Cache(ml.Transforms.DropColumns("Features").Fit(cutter.Transform(fullTrain)).Transform(cutter.Transform(fullTrain)));
+                test = ml.Data.Cache(ml.Transforms.DropColumns("Features").Fit(cutter.Transform(fullTest)).Transform(cutter.Transform(fullTest)));
+                dataOptions = o => { o.InputLevels = 256; o.SequenceColumnName = "Tail"; };
+                break;
             case "dbpedia":
                 var trainText = ml.Data.TakeRows(ml.Data.ShuffleRows(AuxRnnDatasets.LoadZhangCsv(ml, Path.Combine(dataRoot, "dbpedia", "train.csv")), seed: 1), trainRows);
                 var testText = ml.Data.TakeRows(ml.Data.ShuffleRows(AuxRnnDatasets.LoadZhangCsv(ml, Path.Combine(dataRoot, "dbpedia", "test.csv")), seed: 1), testRows);
@@ -80,7 +95,7 @@ internal static class Ablation
                 dataOptions = o => { o.SequenceColumnName = "Tokens"; o.SegmentLength = 100; };
                 break;
             default:
-                throw new ArgumentException($"unknown data '{data}' (mnist, pmnist, dbpedia)");
+                throw new ArgumentException($"unknown data '{data}' (mnist, pmnist, mnist-tail300, dbpedia)");
         }
         if (!Variants.TryGetValue(variant, out var change))
             throw new ArgumentException($"unknown variant '{variant}': {string.Join(", ", Variants.Keys)}");
@@ -142,5 +157,19 @@ internal static class Ablation
                 threads.ToString(CultureInfo.InvariantCulture), epochCommit));
         }
         File.WriteAllLines(path, lines);
+    }
+
+    public sealed class MnistRow
+    {
+        [VectorType(784)]
+        public float[] Features { get; set; } = [];
+    }
+
+    public sealed class MnistTail
+    {
+        public const int Length = 300;
+
+        [VectorType(Length)]
+        public float[] Tail { get; set; } = [];
     }
 }
