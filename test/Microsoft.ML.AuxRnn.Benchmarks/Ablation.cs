@@ -51,6 +51,9 @@ internal static class Ablation
         // Session 11: what full backpropagation gives on the schedule of session 9's halved curves (what the supervised
         // window alone gives is lstm-bfloat16-halving-12 on data "mnist-tail300").
         ["lstm-full-bptt-bfloat16-halving-12"] = o => { o.AuxiliaryLoss = AuxiliaryLoss.None; o.TruncationLength = null; o.Precision = ComputePrecision.BFloat16; o.LearningRateHalvingEpochs = 12; },
+        // Session 12: scheduled sampling carried on the halved schedule, forked from bfloat16-sampling-1's epoch-7
+        // checkpoint (epochs 1-7 ran at the initial rate either way; fingerprint rewritten "halving 0" -> "halving 12").
+        ["bfloat16-sampling-1-halving-12"] = o => { o.Precision = ComputePrecision.BFloat16; o.ScheduledSamplingProbability = 1; o.LearningRateHalvingEpochs = 12; },
         ["sampling-0.5-exact"] = o => { o.ScheduledSamplingProbability = 0.5; o.ExactScheduledSampling = true; },
     };
 
